@@ -1,0 +1,50 @@
+"""Thorn: webhooks for Python — events, subscribers, HMAC signing and safe delivery."""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .app import Thorn, current_app
+from .buffer import EventBuffer, buffer_events
+from .delivery import Delivery
+from .events import Event
+from .exceptions import (
+    ImproperlyConfigured,
+    InvalidEventName,
+    InvalidPattern,
+    InvalidSignature,
+    InvalidSubscriber,
+    InvalidURL,
+    RecipientRefused,
+    SerializationError,
+    ThornError,
+    UnknownDispatcher,
+)
+from .message import EventMessage
+from .results import SendResult
+from .settings import Settings
+from .subscribers import Subscriber, SubscriberSource
+
+__all__ = [
+    "Delivery",
+    "Event",
+    "EventBuffer",
+    "EventMessage",
+    "ImproperlyConfigured",
+    "InvalidEventName",
+    "InvalidPattern",
+    "InvalidSignature",
+    "InvalidSubscriber",
+    "InvalidURL",
+    "RecipientRefused",
+    "SendResult",
+    "SerializationError",
+    "Settings",
+    "Subscriber",
+    "SubscriberSource",
+    "Thorn",
+    "ThornError",
+    "UnknownDispatcher",
+    "__version__",
+    "buffer_events",
+    "current_app",
+]

@@ -1,0 +1,192 @@
+"""The Thorn app: settings, dispatcher, subscriber sources, codecs, signer and validators."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .codecs import JSON_CONTENT_TYPE, Codec, build_codecs
+from .dispatchers import Dispatcher, DispatcherFactory, resolve
+from .exceptions import SerializationError
+from .message import EventMessage
+from .settings import Settings
+from .signing import load_signer
+from .subscribers import StaticSubscribers, Subscriber, SubscriberSource
+from .validators import Resolver, default_validators, load_validators, system_resolver
+
+if TYPE_CHECKING:
+    from .buffer import EventBuffer
+    from .events import Event
+    from .results import SendResult
+
+__all__ = ["Thorn", "current_app"]
+
+_current_lock = threading.Lock()
+_current: Thorn | None = None
+
+
+def current_app() -> Thorn:
+    """The current app: the newest one built with ``set_as_current=True``, or a default one."""
+    global _current
+    app = _current
+    if app is None:
+        with _current_lock:
+            if _current is None:
+                Thorn()
+            app = _current
+    assert app is not None
+    return app
+
+
+class Thorn:
+    """One webhook configuration: build it from a mapping of ``THORN_*`` settings.
+
+    The newest app is the current one (used by events created without ``app=``) unless
+    ``set_as_current=False``. Configuration errors (an unknown dispatcher, a bad setting,
+    a signer or codec that cannot be loaded) raise here, at start-up.
+
+    Args:
+        settings: a mapping with ``THORN_*`` keys (Django settings, Flask config, a dict),
+            or a :class:`Settings`.
+        set_as_current: make this the current app.
+        resolver: how host names are resolved before validation (tests inject one).
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any] | Settings | None = None,
+        *,
+        set_as_current: bool = True,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.resolver: Resolver = resolver or system_resolver
+        self._sources: list[SubscriberSource] = []
+        self._dispatcher: Dispatcher | None = None
+        self._dispatcher_lock = threading.Lock()
+        self._buffers = threading.local()
+        self.configure(settings)
+        if set_as_current:
+            self.set_current()
+
+    def configure(self, settings: Mapping[str, Any] | Settings | None) -> None:
+        """Apply new settings (Django's ``setting_changed`` calls this); the dispatcher is rebuilt."""
+        new = settings if isinstance(settings, Settings) else Settings.from_mapping(settings)
+        dispatcher_factory = resolve(new.dispatcher)
+        codecs = build_codecs(new.codecs)
+        signer = load_signer(new.hmac_signer)
+        validators = (
+            default_validators()
+            if new.recipient_validators is None
+            else load_validators(new.recipient_validators)
+        )
+        static = StaticSubscribers.from_setting(new.subscribers)
+        old = self._dispatcher if hasattr(self, "settings") else None
+        self.settings = new
+        self._dispatcher_factory: DispatcherFactory = dispatcher_factory
+        self.codecs: dict[str, Codec] = codecs
+        self.signer = signer
+        self.validators: tuple[Any, ...] = tuple(validators)
+        self.static_subscribers = static
+        self._dispatcher = None
+        if old is not None:
+            old.close()
+
+    def set_current(self) -> None:
+        """Make this app the one that events without ``app=`` use."""
+        global _current
+        with _current_lock:
+            _current = self
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher instance, created on first use."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            with self._dispatcher_lock:
+                if self._dispatcher is None:
+                    self._dispatcher = self._dispatcher_factory(self)
+                dispatcher = self._dispatcher
+        return dispatcher
+
+    def add_subscriber_source(self, source: SubscriberSource) -> None:
+        """Add a source of stored subscribers (adapters add their ORM model's)."""
+        if source not in self._sources:
+            self._sources.append(source)
+
+    def remove_subscriber_source(self, source: SubscriberSource) -> None:
+        """Remove a source added with :meth:`add_subscriber_source`."""
+        if source in self._sources:
+            self._sources.remove(source)
+
+    def subscribers_for(
+        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
+    ) -> Iterable[Subscriber]:
+        """The subscribers of every source (static first) matching ``event`` for ``sender``."""
+        found: list[Subscriber] = []
+        if self.static_subscribers:
+            found.extend(self.static_subscribers.matching(event, sender, context))
+        for source in self._sources:
+            found.extend(source.matching(event, sender, context))
+        return found
+
+    def validators_for(self, message: EventMessage) -> Sequence[Any]:
+        """The recipient validators that apply to a message: its event's, else the app's."""
+        if message.recipient_validators is not None:
+            return message.recipient_validators
+        return self.validators
+
+    def validate_payload(self, data: Any) -> None:
+        """Encode ``data`` as JSON and drop the result, so that bad input fails at ``send()``.
+
+        Raises:
+            SerializationError: naming the type that cannot be encoded.
+        """
+        codec = self.codecs.get(JSON_CONTENT_TYPE)
+        if codec is None:
+            return
+        try:
+            codec.encode(data)
+        except SerializationError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"Cannot encode the payload as JSON: {exc}") from exc
+
+    def active_buffer(self) -> EventBuffer | None:
+        """The buffer of the innermost ``buffer_events`` block open in this thread, if any."""
+        buffer: EventBuffer | None = getattr(self._buffers, "buffer", None)
+        return buffer
+
+    def _set_buffer(self, buffer: EventBuffer | None) -> None:
+        self._buffers.buffer = buffer
+
+    def dispatch(self, results: Sequence[SendResult]) -> None:
+        """Hand results to the dispatcher, then signal ``event_sent`` for each."""
+        from . import signals
+
+        self.dispatcher.dispatch(results)
+        if signals.event_sent.receivers:
+            for result in results:
+                signals.event_sent.send(self, result=result)
+
+    def event(self, name: str, **options: Any) -> Event:
+        """An :class:`~thorn_core.Event` bound to this app."""
+        from .events import Event
+
+        return Event(name, app=self, **options)
+
+    def close(self) -> None:
+        """Close the dispatcher (threads, sessions); the app can still be used afterwards."""
+        with self._dispatcher_lock:
+            dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            dispatcher.close()
+
+    def __enter__(self) -> Thorn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Thorn dispatcher={self.settings.dispatcher!r}>"

@@ -1,0 +1,77 @@
+"""The ``default`` dispatcher: delivers in the calling process, fanning out on a thread pool."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from ..delivery import Delivery, DeliveryRequest, deliver
+from ..fanout import plan_deliveries
+from ..transport import RequestsTransport, Transport
+
+if TYPE_CHECKING:
+    from ..app import Thorn
+    from ..results import SendResult
+
+__all__ = ["DefaultDispatcher"]
+
+
+class DefaultDispatcher:
+    """Delivers each event to its subscribers before ``send()`` returns.
+
+    One delivery runs in the calling thread; a fan-out runs concurrently on a bounded pool
+    of ``THORN_POOL_SIZE`` threads, each with its own ``requests.Session``. Failed deliveries
+    are recorded on the result, not retried later: delayed retries need a queue (Celery).
+    """
+
+    def __init__(self, app: Thorn, *, transport: Transport | None = None) -> None:
+        self.app = app
+        self.transport: Transport = transport or RequestsTransport(ca_bundle=app.settings.ca_bundle)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.app.settings.pool_size, thread_name_prefix="thorn-delivery"
+                )
+            return self._executor
+
+    def _deliver(self, request: DeliveryRequest, validators: Sequence[object]) -> Delivery:
+        return deliver(
+            request,
+            self.transport,
+            validators,
+            max_body=self.app.settings.response_max_bytes,
+            resolver=self.app.resolver,
+        )
+
+    def dispatch(self, results: Sequence[SendResult]) -> None:
+        """Plan every result first (so bad input raises before any request), then deliver."""
+        plans = [plan_deliveries(self.app, result.message) for result in results]
+        jobs: list[tuple[SendResult, DeliveryRequest, Sequence[object]]] = []
+        for result, plan in zip(results, plans):
+            for failed in plan.failed:
+                result.record(self.app, failed)
+            validators = self.app.validators_for(result.message)
+            jobs.extend((result, request, validators) for request in plan.requests)
+        if len(jobs) == 1:
+            result, request, validators = jobs[0]
+            result.record(self.app, self._deliver(request, validators))
+        elif jobs:
+            futures = [self._pool().submit(self._deliver, r, v) for _, r, v in jobs]
+            for (result, _, _), future in zip(jobs, futures):
+                result.record(self.app, future.result())
+        for result in results:
+            result.state = "delivered"
+
+    def close(self) -> None:
+        """Stop the pool's threads and close every session."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        self.transport.close()

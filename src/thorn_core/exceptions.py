@@ -1,0 +1,71 @@
+"""Exceptions raised by Thorn: one base class, and a specific class per kind of bad input."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeliveryConnectionError",
+    "DeliveryFailed",
+    "DeliveryTimeout",
+    "ImproperlyConfigured",
+    "InvalidEventName",
+    "InvalidPattern",
+    "InvalidSignature",
+    "InvalidSubscriber",
+    "InvalidURL",
+    "RecipientRefused",
+    "SerializationError",
+    "ThornError",
+    "UnknownDispatcher",
+]
+
+
+class ThornError(Exception):
+    """Base class of every exception Thorn raises on purpose."""
+
+
+class ImproperlyConfigured(ThornError, ValueError):
+    """A setting is unknown, of the wrong type, or names something that cannot be loaded."""
+
+
+class InvalidEventName(ThornError, ValueError):
+    """An event name is malformed (empty segment, whitespace, a wildcard)."""
+
+
+class InvalidPattern(ThornError, ValueError):
+    """A subscription pattern is malformed."""
+
+
+class InvalidURL(ThornError, ValueError):
+    """A subscriber URL cannot be parsed or lacks a scheme or host."""
+
+
+class InvalidSubscriber(ThornError, ValueError):
+    """A subscriber definition is incomplete or has a field of the wrong kind."""
+
+
+class SerializationError(ThornError, TypeError):
+    """A payload cannot be encoded for a content type; the message names the offending type."""
+
+
+class RecipientRefused(ThornError):
+    """A recipient validator refused a subscriber URL; no connection was made."""
+
+
+class UnknownDispatcher(ImproperlyConfigured):
+    """``THORN_DISPATCHER`` names no built-in, entry-point or importable dispatcher."""
+
+
+class InvalidSignature(ThornError, ValueError):
+    """A received webhook's signature is missing, malformed, stale or does not match."""
+
+
+class DeliveryTimeout(ThornError):
+    """A delivery attempt ran past its timeout."""
+
+
+class DeliveryConnectionError(ThornError):
+    """A delivery attempt could not connect, or the connection broke before an answer."""
+
+
+class DeliveryFailed(ThornError):
+    """A receiver answered with a status other than 2xx."""

@@ -1,0 +1,87 @@
+"""What ``Event.send`` returns: the event's deliveries, filled in as the dispatcher works."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from . import signals
+from .delivery import Delivery
+from .message import EventMessage
+
+if TYPE_CHECKING:
+    from .app import Thorn
+
+__all__ = ["Callbacks", "SendResult"]
+
+logger = logging.getLogger(__name__)
+
+State = Literal["pending", "buffered", "delivered", "queued", "disabled"]
+
+
+@attrs.frozen
+class Callbacks:
+    """Per-send callbacks. A timeout goes to ``on_timeout`` when given, else to ``on_error``."""
+
+    on_success: Callable[[Delivery], Any] | None = None
+    on_error: Callable[[Delivery, BaseException], Any] | None = None
+    on_timeout: Callable[[Delivery, BaseException], Any] | None = None
+
+
+@attrs.define(eq=False)
+class SendResult:
+    """One sent event and its deliveries.
+
+    ``state`` is ``delivered`` once an in-process dispatcher has attempted every delivery,
+    ``buffered`` inside :func:`~thorn_core.buffer_events` until the buffer flushes, ``queued``
+    when a queueing dispatcher took it, ``disabled`` when nothing is sent.
+    """
+
+    message: EventMessage
+    deliveries: list[Delivery] = attrs.field(factory=list)
+    state: State = "pending"
+    callbacks: Callbacks = attrs.field(factory=Callbacks, repr=False)
+
+    @property
+    def event(self) -> str:
+        """The event name."""
+        return self.message.event
+
+    @property
+    def ok(self) -> bool:
+        """True when every delivery succeeded (and trivially when there were none)."""
+        return all(d.ok for d in self.deliveries)
+
+    @property
+    def failed(self) -> list[Delivery]:
+        """The deliveries that did not succeed."""
+        return [d for d in self.deliveries if not d.ok]
+
+    def record(self, app: Thorn, delivery: Delivery) -> None:
+        """Add ``delivery``, then run its callback and send its signal.
+
+        A callback or receiver that raises is logged and does not stop the other deliveries.
+        """
+        self.deliveries.append(delivery)
+        callbacks = self.callbacks
+        if delivery.ok:
+            signal, callback, args = signals.delivery_succeeded, callbacks.on_success, (delivery,)
+        else:
+            exc = delivery.exception or RuntimeError(delivery.error or "delivery failed")
+            handler = callbacks.on_error
+            if delivery.timed_out and callbacks.on_timeout is not None:
+                handler = callbacks.on_timeout
+            signal, callback, args = signals.delivery_failed, handler, (delivery, exc)
+        if callback is not None:
+            try:
+                callback(*args)  # type: ignore[arg-type]
+            except Exception:
+                logger.exception("Thorn callback %r failed for delivery %s", callback, delivery.id)
+        if signal.receivers:
+            try:
+                signal.send(app, delivery=delivery)
+            except Exception:
+                logger.exception("A receiver of %s failed for delivery %s", signal.name, delivery.id)

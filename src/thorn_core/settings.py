@@ -1,0 +1,172 @@
+"""Settings: every ``THORN_*`` option with its default, checked once when an app is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .exceptions import ImproperlyConfigured
+
+__all__ = ["PREFIX", "Settings"]
+
+PREFIX = "THORN_"
+
+
+def _setting_name(attribute: attrs.Attribute[Any]) -> str:
+    return PREFIX + attribute.name.upper()
+
+
+def _fail(attribute: attrs.Attribute[Any], expected: str, value: object) -> ImproperlyConfigured:
+    return ImproperlyConfigured(
+        f"{_setting_name(attribute)} must be {expected}, got {value!r} ({type(value).__name__})"
+    )
+
+
+def _bool(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise _fail(attribute, "True or False", value)
+
+
+def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise _fail(attribute, "a positive number", value)
+
+
+def _non_negative_number(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise _fail(attribute, "a number >= 0", value)
+
+
+def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(attribute, "a whole number >= 1", value)
+
+
+def _non_negative_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(attribute, "a whole number >= 0", value)
+
+
+def _str_or_callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (isinstance(value, str) or callable(value)):
+        raise _fail(attribute, "a 'module:name' string or a callable", value)
+
+
+def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise _fail(attribute, "a string or None", value)
+
+
+def _optional_mapping(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise _fail(attribute, "a mapping or None", value)
+
+
+def _optional_str_sequence(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise _fail(attribute, "a list of strings or None", value)
+    for item in value:
+        if not isinstance(item, str):
+            raise _fail(attribute, "a list of strings or None", value)
+
+
+def _optional_sequence(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+        raise _fail(attribute, "a list or None", value)
+
+
+def _tuple_or_none(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Every Thorn option and its default; the setting name is ``THORN_`` + the field in capitals.
+
+    Build one with :meth:`from_mapping` from Django settings, Flask config or a dict.
+    """
+
+    #: Dispatcher: an entry-point name (``default``, ``disabled``, ``celery``) or ``module:Class``.
+    dispatcher: str | type = attrs.field(default="default", validator=_str_or_callable)
+    #: Seconds one delivery attempt may take.
+    event_timeout: float = attrs.field(default=3.0, validator=_positive_number)
+    #: Whether failed deliveries are retried (by dispatchers that retry later).
+    retry: bool = attrs.field(default=True, validator=_bool)
+    #: How many times a delivery is retried at most.
+    retry_max: int = attrs.field(default=10, validator=_non_negative_int)
+    #: Seconds before the first retry; later ones back off exponentially.
+    retry_delay: float = attrs.field(default=60.0, validator=_non_negative_number)
+    #: Events per message or deliveries per task when a dispatcher works in chunks.
+    chunksize: int = attrs.field(default=10, validator=_positive_int)
+    #: Extra or replacement codecs: content type -> codec object or ``module:name``.
+    codecs: Mapping[str, Any] | None = attrs.field(default=None, validator=_optional_mapping)
+    #: Static subscribers: event pattern -> URL, list of URLs or dicts, dict, or callable.
+    subscribers: Mapping[str, Any] | None = attrs.field(
+        default=None, validator=_optional_mapping
+    )
+    #: The stored-subscriber model an adapter should use (``app_label.Model`` on Django).
+    subscriber_model: str | None = attrs.field(default=None, validator=_optional_str)
+    #: ``module:function`` (or a callable) computing ``Hook-HMAC`` from (digest, secret, body).
+    hmac_signer: str | Callable[..., str] = attrs.field(
+        default="thorn_core.signing:hook_hmac", validator=_str_or_callable
+    )
+    #: The event patterns subscribers may choose from (None: any valid pattern).
+    event_choices: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_tuple_or_none, validator=_optional_str_sequence
+    )
+    #: Django REST Framework permission classes of the subscription API, as dotted paths.
+    drf_permission_classes: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_tuple_or_none, validator=_optional_str_sequence
+    )
+    #: Recipient validators (None: block internal addresses, http/https only, ports 80/443).
+    recipient_validators: tuple[Any, ...] | None = attrs.field(
+        default=None, converter=_tuple_or_none, validator=_optional_sequence
+    )
+    #: Model events wait for the surrounding transaction to commit.
+    signal_honors_transaction: bool = attrs.field(default=False, validator=_bool)
+    #: Follow redirects (every hop validated again); off by default.
+    allow_redirects: bool = attrs.field(default=False, validator=_bool)
+    #: Threads the ``default`` dispatcher uses for a fan-out to many subscribers.
+    pool_size: int = attrs.field(default=10, validator=_positive_int)
+    #: A CA bundle path used to verify TLS instead of the system/certifi bundle.
+    ca_bundle: str | None = attrs.field(default=None, validator=_optional_str)
+    #: Bytes of a response body read at most; the rest is discarded unread.
+    response_max_bytes: int = attrs.field(default=65536, validator=_non_negative_int)
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """Every recognised ``THORN_*`` name."""
+        return tuple(_setting_name(a) for a in attrs.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None = None) -> Settings:
+        """Build settings from the ``THORN_*`` keys of ``mapping``; other keys are ignored.
+
+        Raises:
+            ImproperlyConfigured: for an unknown ``THORN_`` key or a value of the wrong type.
+        """
+        if mapping is None:
+            return cls()
+        if not isinstance(mapping, Mapping):
+            raise ImproperlyConfigured(
+                f"Thorn settings must be a mapping of THORN_* keys, got {type(mapping).__name__}"
+            )
+        known = {_setting_name(a): a.name for a in attrs.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in mapping.items():
+            if not isinstance(key, str) or not key.startswith(PREFIX):
+                continue
+            if key not in known:
+                raise ImproperlyConfigured(f"Unknown Thorn setting {key!r}")
+            values[known[key]] = value
+        return cls(**values)
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The settings as ``THORN_*`` keys, the inverse of :meth:`from_mapping`."""
+        return {_setting_name(a): getattr(self, a.name) for a in attrs.fields(type(self))}

@@ -1,0 +1,16 @@
+"""Blinker signals of the delivery lifecycle, for metrics and audit; the sender is the Thorn app."""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+__all__ = ["delivery_failed", "delivery_succeeded", "event_sent"]
+
+_signals = Namespace()
+
+#: An event was handed to the dispatcher: kwargs ``result`` (a :class:`~thorn_core.SendResult`).
+event_sent = _signals.signal("thorn.event-sent")
+#: A delivery got a 2xx answer: kwargs ``delivery``.
+delivery_succeeded = _signals.signal("thorn.delivery-succeeded")
+#: A delivery failed (refused, timed out, connection error, non-2xx): kwargs ``delivery``.
+delivery_failed = _signals.signal("thorn.delivery-failed")

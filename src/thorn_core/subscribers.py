@@ -1,0 +1,237 @@
+"""Subscribers: who receives which events, and the static source built from ``THORN_SUBSCRIBERS``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from .codecs import JSON_CONTENT_TYPE
+from .exceptions import ImproperlyConfigured, InvalidSubscriber
+from .patterns import candidate_patterns, validate_pattern
+from .signing import DIGESTS, generate_secret
+from .validators import parse_target
+
+__all__ = [
+    "StaticSubscribers",
+    "Subscriber",
+    "SubscriberSource",
+    "accepts_sender",
+    "sender_key",
+    "subscribers_from",
+]
+
+#: Namespace of the stable uuids given to static subscribers that name none.
+_STATIC_NAMESPACE = uuid.UUID("5b0f0a4e-4d0e-4c1b-9a57-3f0c8c1e7a11")
+
+
+def _to_uuid(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise InvalidSubscriber(f"Subscriber uuid {value!r} is not a UUID") from None
+    raise InvalidSubscriber(f"Subscriber uuid must be a UUID or string, got {type(value).__name__}")
+
+
+def _check_url(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    parse_target(value)
+
+
+def _check_pattern(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    validate_pattern(value)
+
+
+def _check_digest(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value not in DIGESTS:
+        raise InvalidSubscriber(
+            f"hmac_digest {value!r} is not supported; choose one of {', '.join(sorted(DIGESTS))}"
+        )
+
+
+def _check_secret(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidSubscriber("hmac_secret must be a non-empty string")
+
+
+def _check_content_type(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or value.count("/") != 1 or any(c.isspace() for c in value):
+        raise InvalidSubscriber(f"content_type {value!r} is not a media type such as {JSON_CONTENT_TYPE!r}")
+
+
+def _check_active(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidSubscriber(f"active must be True or False, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Subscriber:
+    """One subscription: deliver events matching ``event`` to ``url``, signed with ``hmac_secret``.
+
+    ``user`` is the owner's identifier: a subscriber with a user receives only the events sent
+    with that user as sender; one without receives every matching event.
+    """
+
+    url: str = attrs.field(validator=_check_url)
+    event: str = attrs.field(default="*", validator=_check_pattern)
+    uuid: uuid.UUID = attrs.field(factory=uuid.uuid4, converter=_to_uuid)
+    user: Any = None
+    hmac_secret: str = attrs.field(factory=generate_secret, validator=_check_secret, repr=False)
+    hmac_digest: str = attrs.field(default="sha256", validator=_check_digest)
+    content_type: str = attrs.field(default=JSON_CONTENT_TYPE, validator=_check_content_type)
+    active: bool = attrs.field(default=True, validator=_check_active)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, event: str | None = None) -> Subscriber:
+        """Build a subscriber from a mapping with at least ``url``.
+
+        A mapping without ``uuid`` gets one derived from its event and URL, so the same static
+        subscriber has the same ``Hook-Subscription`` in every process.
+
+        Raises:
+            InvalidSubscriber: for an unknown key, a missing URL, or an invalid field.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidSubscriber(f"A subscriber must be a mapping, got {type(data).__name__}")
+        fields = {a.name for a in attrs.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise InvalidSubscriber(f"Unknown subscriber field(s): {', '.join(sorted(map(str, unknown)))}")
+        if "url" not in data:
+            raise InvalidSubscriber("A subscriber needs a 'url'")
+        values = dict(data)
+        if event is not None:
+            values.setdefault("event", event)
+        if "uuid" not in values:
+            values["uuid"] = uuid.uuid5(_STATIC_NAMESPACE, f"{values.get('event', '*')} {values['url']}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The subscriber as a JSON-friendly dict, the inverse of :meth:`from_dict`."""
+        data = attrs.asdict(self)
+        data["uuid"] = str(self.uuid)
+        return data
+
+
+@runtime_checkable
+class SubscriberSource(Protocol):
+    """Where subscribers come from. Adapters implement it over their ORM model.
+
+    ``matching`` must answer with a lookup by :func:`~thorn_core.patterns.candidate_patterns`
+    (one indexed ``event IN (...)`` query), never by scanning every subscriber, and must apply
+    :func:`accepts_sender` (or the equivalent query) for owned subscribers.
+    """
+
+    def matching(
+        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
+    ) -> Iterable[Subscriber]:
+        """Return the active subscribers for event name ``event`` sent by ``sender``."""
+        ...
+
+
+def sender_key(sender: object) -> Any:
+    """The identifier that a subscriber's ``user`` is compared with: an id, or the object's ``pk``/``id``."""
+    if sender is None or isinstance(sender, (str, int, uuid.UUID)):
+        return sender
+    for attribute in ("pk", "id"):
+        value = getattr(sender, attribute, None)
+        if value is not None:
+            return value
+    return sender
+
+
+def accepts_sender(subscriber: Subscriber, key: Any) -> bool:
+    """Whether ``subscriber`` may receive an event whose sender has identifier ``key``."""
+    if subscriber.user is None:
+        return True
+    if key is None:
+        return False
+    return subscriber.user == key or str(subscriber.user) == str(key)
+
+
+def subscribers_from(value: object, event: str) -> list[Subscriber]:
+    """Normalise one ``THORN_SUBSCRIBERS`` value (URL, dict, Subscriber, or a list of them).
+
+    Raises:
+        InvalidSubscriber: for a value of any other kind.
+    """
+    if isinstance(value, Subscriber):
+        return [value]
+    if isinstance(value, str):
+        return [Subscriber.from_dict({"url": value}, event=event)]
+    if isinstance(value, Mapping):
+        return [Subscriber.from_dict(value, event=event)]
+    if isinstance(value, Iterable):
+        result: list[Subscriber] = []
+        for item in value:
+            if isinstance(item, (list, tuple)) or callable(item):
+                raise InvalidSubscriber(f"Subscribers for {event!r}: nested {type(item).__name__} is not allowed")
+            result.extend(subscribers_from(item, event))
+        return result
+    raise InvalidSubscriber(
+        f"Subscribers for {event!r} must be a URL, a dict, a Subscriber or a list of them, "
+        f"got {type(value).__name__}"
+    )
+
+
+SubscriberCallable = Callable[..., Any]
+
+
+@attrs.define
+class StaticSubscribers:
+    """The subscribers of ``THORN_SUBSCRIBERS`` (or any pattern mapping), indexed by pattern.
+
+    Values are URLs, dicts, lists of them, or callables ``(event, sender=None, **context)``
+    returning more; callables are called on every send of a matching event.
+    """
+
+    _fixed: dict[str, tuple[Subscriber, ...]] = attrs.field(factory=dict, alias="_fixed")
+    _callables: dict[str, tuple[SubscriberCallable, ...]] = attrs.field(
+        factory=dict, alias="_callables"
+    )
+
+    @classmethod
+    def from_setting(cls, mapping: Mapping[str, Any] | None) -> StaticSubscribers:
+        """Index a ``THORN_SUBSCRIBERS`` mapping of event pattern -> subscribers.
+
+        Raises:
+            ImproperlyConfigured: naming the pattern whose value is invalid.
+        """
+        fixed: dict[str, tuple[Subscriber, ...]] = {}
+        callables: dict[str, tuple[SubscriberCallable, ...]] = {}
+        for pattern, value in (mapping or {}).items():
+            try:
+                validate_pattern(pattern)
+                if callable(value) and not isinstance(value, type):
+                    callables[pattern] = (value,)
+                else:
+                    fixed[pattern] = tuple(subscribers_from(value, pattern))
+            except ValueError as exc:
+                raise ImproperlyConfigured(f"THORN_SUBSCRIBERS[{pattern!r}]: {exc}") from exc
+        return cls(_fixed=fixed, _callables=callables)
+
+    def __bool__(self) -> bool:
+        return bool(self._fixed or self._callables)
+
+    def matching(
+        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
+    ) -> list[Subscriber]:
+        """Return the active subscribers whose pattern matches ``event``, for ``sender``."""
+        found: list[Subscriber] = []
+        key = sender_key(sender)
+        for pattern in candidate_patterns(event):
+            fixed = self._fixed.get(pattern)
+            if fixed:
+                found.extend(s for s in fixed if s.active and accepts_sender(s, key))
+            for function in self._callables.get(pattern, ()):
+                produced = function(event, sender=sender, **(context or {}))
+                if produced is None:
+                    continue
+                found.extend(
+                    s for s in subscribers_from(produced, pattern) if s.active and accepts_sender(s, key)
+                )
+        return found
