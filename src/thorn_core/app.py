@@ -70,7 +70,7 @@ class Thorn:
             self.set_current()
 
     def configure(self, settings: Mapping[str, Any] | Settings | None) -> None:
-        """Apply new settings (Django's ``setting_changed`` calls this); the dispatcher is rebuilt."""
+        """Apply new settings (as on Django's ``setting_changed``); the dispatcher is rebuilt."""
         new = settings if isinstance(settings, Settings) else Settings.from_mapping(settings)
         dispatcher_factory = resolve(new.dispatcher)
         codecs = build_codecs(new.codecs)

@@ -24,7 +24,9 @@ class EventBuffer:
         if flush_freq is not None and (isinstance(flush_freq, bool) or flush_freq < 1):
             raise ValueError(f"flush_freq must be a whole number >= 1 or None, got {flush_freq!r}")
         if flush_timeout is not None and not flush_timeout > 0:
-            raise ValueError(f"flush_timeout must be a positive number or None, got {flush_timeout!r}")
+            raise ValueError(
+                f"flush_timeout must be a positive number or None, got {flush_timeout!r}"
+            )
         self.app = app
         self.flush_freq = flush_freq
         self.flush_timeout = flush_timeout
@@ -59,7 +61,7 @@ class EventBuffer:
         return []
 
 
-class buffer_events:  # noqa: N801 - used as a context manager, named like contextlib's
+class buffer_events:
     """Buffer the events sent in this thread inside the block; dispatch them at its end.
 
     ``with buffer_events(flush_freq=100) as buf:`` — nested blocks share the outermost buffer

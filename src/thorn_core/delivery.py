@@ -85,7 +85,11 @@ def deliver(
         validate_recipient(url, validators, resolver=resolver)
     except RecipientRefused as exc:
         return Delivery(
-            **common, ok=False, error=str(exc), attempts=attempt - 1, exception=exc,
+            **common,
+            ok=False,
+            error=str(exc),
+            attempts=attempt - 1,
+            exception=exc,
             duration=time.perf_counter() - start,
         )
     try:
@@ -94,21 +98,38 @@ def deliver(
         )
     except DeliveryTimeout as exc:
         return Delivery(
-            **common, ok=False, error=str(exc), attempts=attempt, retryable=True,
-            timed_out=True, exception=exc, duration=time.perf_counter() - start,
+            **common,
+            ok=False,
+            error=str(exc),
+            attempts=attempt,
+            retryable=True,
+            timed_out=True,
+            exception=exc,
+            duration=time.perf_counter() - start,
         )
     except DeliveryConnectionError as exc:
         return Delivery(
-            **common, ok=False, error=str(exc), attempts=attempt, retryable=True,
-            exception=exc, duration=time.perf_counter() - start,
+            **common,
+            ok=False,
+            error=str(exc),
+            attempts=attempt,
+            retryable=True,
+            exception=exc,
+            duration=time.perf_counter() - start,
         )
     duration = time.perf_counter() - start
     status = response.status_code
     ok = 200 <= status < 300
     error = None if ok else f"{url} answered {status}"
     return Delivery(
-        **common, ok=ok, status_code=status, error=error, attempts=attempt,
-        retryable=not ok and is_retryable_status(status), duration=duration,
-        response_headers=response.headers, response_body=response.body,
+        **common,
+        ok=ok,
+        status_code=status,
+        error=error,
+        attempts=attempt,
+        retryable=not ok and is_retryable_status(status),
+        duration=duration,
+        response_headers=response.headers,
+        response_body=response.body,
         exception=None if ok else DeliveryFailed(error),
     )

@@ -140,8 +140,13 @@ class Event:
         """
         app = self.app
         message = self.prepare(
-            data, sender, headers=headers, timeout=timeout, context=context,
-            subscribers=subscribers, app=app,
+            data,
+            sender,
+            headers=headers,
+            timeout=timeout,
+            context=context,
+            subscribers=subscribers,
+            app=app,
         )
         result = SendResult(message, callbacks=Callbacks(on_success, on_error, on_timeout))
         buffer = app.active_buffer()

@@ -34,7 +34,7 @@ class Plan:
 
 
 def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
-    """Every active subscriber of the message: the app's sources, then the message's own, once each."""
+    """Every active subscriber of a message: the app's sources, then its own, each once."""
     seen: set[uuid.UUID] = set()
     found: list[Subscriber] = []
     candidates: Iterable[Subscriber] = app.subscribers_for(
@@ -96,15 +96,21 @@ def plan_deliveries(
         if body is None:
             failed.append(
                 Delivery(
-                    id=delivery_id, event=message.event, subscriber=subscriber, ok=False,
-                    attempts=0, error=f"no codec for content type {subscriber.content_type!r}",
+                    id=delivery_id,
+                    event=message.event,
+                    subscriber=subscriber,
+                    ok=False,
+                    attempts=0,
+                    error=f"no codec for content type {subscriber.content_type!r}",
                 )
             )
             continue
         key = (subscriber.hmac_digest, subscriber.hmac_secret, subscriber.content_type)
         signature = signatures.get(key)
         if signature is None:
-            signature = signatures[key] = signer(subscriber.hmac_digest, subscriber.hmac_secret, body)
+            signature = signatures[key] = signer(
+                subscriber.hmac_digest, subscriber.hmac_secret, body
+            )
         headers = {
             **base,
             "Content-Type": subscriber.content_type,
@@ -115,8 +121,12 @@ def plan_deliveries(
         }
         requests.append(
             DeliveryRequest(
-                id=delivery_id, event=message.event, subscriber=subscriber, body=body,
-                headers=headers, timeout=message.timeout,
+                id=delivery_id,
+                event=message.event,
+                subscriber=subscriber,
+                body=body,
+                headers=headers,
+                timeout=message.timeout,
             )
         )
     return Plan(message, tuple(requests), tuple(failed))

@@ -113,7 +113,9 @@ class WebhookReceiver:
 
     def url(self, path: str = "/") -> str:
         """The URL of ``path`` on this receiver."""
-        host = self._server.server_address[0]
+        host = str(self._server.server_address[0])
+        if ":" in host:
+            host = f"[{host}]"
         return f"http://{host}:{self.port}{path}"
 
     def _record(self, received: ReceivedWebhook) -> Reply:

@@ -10,6 +10,7 @@ import attrs
 
 from . import signals
 from .delivery import Delivery
+from .exceptions import DeliveryFailed
 from .message import EventMessage
 
 if TYPE_CHECKING:
@@ -67,21 +68,25 @@ class SendResult:
         """
         self.deliveries.append(delivery)
         callbacks = self.callbacks
-        if delivery.ok:
-            signal, callback, args = signals.delivery_succeeded, callbacks.on_success, (delivery,)
-        else:
-            exc = delivery.exception or RuntimeError(delivery.error or "delivery failed")
-            handler = callbacks.on_error
-            if delivery.timed_out and callbacks.on_timeout is not None:
-                handler = callbacks.on_timeout
-            signal, callback, args = signals.delivery_failed, handler, (delivery, exc)
-        if callback is not None:
-            try:
-                callback(*args)  # type: ignore[arg-type]
-            except Exception:
-                logger.exception("Thorn callback %r failed for delivery %s", callback, delivery.id)
+        try:
+            if delivery.ok:
+                signal = signals.delivery_succeeded
+                if callbacks.on_success is not None:
+                    callbacks.on_success(delivery)
+            else:
+                signal = signals.delivery_failed
+                exc = delivery.exception or DeliveryFailed(delivery.error or "delivery failed")
+                handler = callbacks.on_error
+                if delivery.timed_out and callbacks.on_timeout is not None:
+                    handler = callbacks.on_timeout
+                if handler is not None:
+                    handler(delivery, exc)
+        except Exception:
+            logger.exception("A Thorn callback failed for delivery %s", delivery.id)
         if signal.receivers:
             try:
                 signal.send(app, delivery=delivery)
             except Exception:
-                logger.exception("A receiver of %s failed for delivery %s", signal.name, delivery.id)
+                logger.exception(
+                    "A receiver of %s failed for delivery %s", signal.name, delivery.id
+                )

@@ -107,9 +107,7 @@ class Settings:
     #: Extra or replacement codecs: content type -> codec object or ``module:name``.
     codecs: Mapping[str, Any] | None = attrs.field(default=None, validator=_optional_mapping)
     #: Static subscribers: event pattern -> URL, list of URLs or dicts, dict, or callable.
-    subscribers: Mapping[str, Any] | None = attrs.field(
-        default=None, validator=_optional_mapping
-    )
+    subscribers: Mapping[str, Any] | None = attrs.field(default=None, validator=_optional_mapping)
     #: The stored-subscriber model an adapter should use (``app_label.Model`` on Django).
     subscriber_model: str | None = attrs.field(default=None, validator=_optional_str)
     #: ``module:function`` (or a callable) computing ``Hook-HMAC`` from (digest, secret, body).

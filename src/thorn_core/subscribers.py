@@ -1,4 +1,4 @@
-"""Subscribers: who receives which events, and the static source built from ``THORN_SUBSCRIBERS``."""
+"""Subscribers: who receives which events; the static source built from ``THORN_SUBSCRIBERS``."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def _check_secret(_: object, __: attrs.Attribute[Any], value: object) -> None:
 
 def _check_content_type(_: object, __: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or value.count("/") != 1 or any(c.isspace() for c in value):
-        raise InvalidSubscriber(f"content_type {value!r} is not a media type such as {JSON_CONTENT_TYPE!r}")
+        raise InvalidSubscriber(
+            f"content_type {value!r} is not a media type such as {JSON_CONTENT_TYPE!r}"
+        )
 
 
 def _check_active(_: object, __: attrs.Attribute[Any], value: object) -> None:
@@ -100,14 +102,18 @@ class Subscriber:
         fields = {a.name for a in attrs.fields(cls)}
         unknown = set(data) - fields
         if unknown:
-            raise InvalidSubscriber(f"Unknown subscriber field(s): {', '.join(sorted(map(str, unknown)))}")
+            raise InvalidSubscriber(
+                f"Unknown subscriber field(s): {', '.join(sorted(map(str, unknown)))}"
+            )
         if "url" not in data:
             raise InvalidSubscriber("A subscriber needs a 'url'")
         values = dict(data)
         if event is not None:
             values.setdefault("event", event)
         if "uuid" not in values:
-            values["uuid"] = uuid.uuid5(_STATIC_NAMESPACE, f"{values.get('event', '*')} {values['url']}")
+            values["uuid"] = uuid.uuid5(
+                _STATIC_NAMESPACE, f"{values.get('event', '*')} {values['url']}"
+            )
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
@@ -134,7 +140,7 @@ class SubscriberSource(Protocol):
 
 
 def sender_key(sender: object) -> Any:
-    """The identifier that a subscriber's ``user`` is compared with: an id, or the object's ``pk``/``id``."""
+    """The identifier compared with a subscriber's ``user``: an id, or an object's ``pk``/``id``."""
     if sender is None or isinstance(sender, (str, int, uuid.UUID)):
         return sender
     for attribute in ("pk", "id"):
@@ -169,7 +175,9 @@ def subscribers_from(value: object, event: str) -> list[Subscriber]:
         result: list[Subscriber] = []
         for item in value:
             if isinstance(item, (list, tuple)) or callable(item):
-                raise InvalidSubscriber(f"Subscribers for {event!r}: nested {type(item).__name__} is not allowed")
+                raise InvalidSubscriber(
+                    f"Subscribers for {event!r}: nested {type(item).__name__} is not allowed"
+                )
             result.extend(subscribers_from(item, event))
         return result
     raise InvalidSubscriber(
@@ -232,6 +240,8 @@ class StaticSubscribers:
                 if produced is None:
                     continue
                 found.extend(
-                    s for s in subscribers_from(produced, pattern) if s.active and accepts_sender(s, key)
+                    s
+                    for s in subscribers_from(produced, pattern)
+                    if s.active and accepts_sender(s, key)
                 )
         return found

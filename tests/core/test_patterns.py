@@ -141,7 +141,9 @@ BAD_NAMES = [
 class TestValidateEventName:
     """validate_event_name accepts dotted names and refuses malformed ones with a reason."""
 
-    @pytest.mark.parametrize("name", ["user.created", "ping", "a.b.c.d", "Ärger.ünterwegs", "v1-x_y"])
+    @pytest.mark.parametrize(
+        "name", ["user.created", "ping", "a.b.c.d", "Ärger.ünterwegs", "v1-x_y"]
+    )
     def test_accepts(self, name: str) -> None:
         """A well-formed name is returned unchanged."""
         assert validate_event_name(name) == name

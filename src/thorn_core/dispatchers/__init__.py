@@ -6,7 +6,7 @@ import importlib
 import threading
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from ..exceptions import ImproperlyConfigured, UnknownDispatcher
 
@@ -105,7 +105,7 @@ def resolve(name: str | type) -> DispatcherFactory:
         ImproperlyConfigured: when two plugins register the same name, or a plugin fails to load.
     """
     if isinstance(name, type):
-        return name  # type: ignore[return-value]
+        return cast("DispatcherFactory", name)
     if not isinstance(name, str) or not name:
         raise UnknownDispatcher(f"THORN_DISPATCHER must be a non-empty string, got {name!r}")
     if ":" in name:
@@ -133,5 +133,7 @@ def resolve(name: str | type) -> DispatcherFactory:
                 f"or give 'module:Class'"
             )
     if not callable(target):
-        raise UnknownDispatcher(f"Dispatcher {name!r} resolves to {target!r}, which is not callable")
-    return target  # type: ignore[return-value]
+        raise UnknownDispatcher(
+            f"Dispatcher {name!r} resolves to {target!r}, which is not callable"
+        )
+    return cast("DispatcherFactory", target)

@@ -53,7 +53,7 @@ class DefaultDispatcher:
         """Plan every result first (so bad input raises before any request), then deliver."""
         plans = [plan_deliveries(self.app, result.message) for result in results]
         jobs: list[tuple[SendResult, DeliveryRequest, Sequence[object]]] = []
-        for result, plan in zip(results, plans):
+        for result, plan in zip(results, plans, strict=True):
             for failed in plan.failed:
                 result.record(self.app, failed)
             validators = self.app.validators_for(result.message)
@@ -63,7 +63,7 @@ class DefaultDispatcher:
             result.record(self.app, self._deliver(request, validators))
         elif jobs:
             futures = [self._pool().submit(self._deliver, r, v) for _, r, v in jobs]
-            for (result, _, _), future in zip(jobs, futures):
+            for (result, _, _), future in zip(jobs, futures, strict=True):
                 result.record(self.app, future.result())
         for result in results:
             result.state = "delivered"
