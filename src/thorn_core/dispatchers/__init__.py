@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Sequence
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from ..exceptions import ImproperlyConfigured, UnknownDispatcher
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from ..app import Thorn
     from ..results import SendResult
 
@@ -60,6 +61,8 @@ def _registered() -> dict[str, list[EntryPoint]]:
     global _entry_points
     with _lock:
         if _entry_points is None:
+            from importlib.metadata import entry_points
+
             found: dict[str, list[EntryPoint]] = {}
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 targets = found.setdefault(ep.name, [])
