@@ -12,7 +12,7 @@ from .exceptions import SerializationError
 from .message import EventMessage
 from .settings import Settings
 from .signing import load_signer
-from .subscribers import StaticSubscribers, Subscriber, SubscriberSource
+from .subscribers import DeactivatingSource, StaticSubscribers, Subscriber, SubscriberSource
 from .validators import Resolver, default_validators, load_validators, system_resolver
 
 if TYPE_CHECKING:
@@ -129,6 +129,26 @@ class Thorn:
         for source in self._sources:
             found.extend(source.matching(event, sender, context))
         return found
+
+    def deactivate_subscriber(
+        self, subscriber: Subscriber, reason: str, *, delivery: Any = None
+    ) -> bool:
+        """Deactivate ``subscriber`` in every source that holds it and signal it.
+
+        Returns whether a source deactivated it. A static subscriber stays off for the life
+        of this app's configuration; a stored one as long as its store keeps it so.
+        """
+        from . import signals
+
+        done = False
+        for source in (self.static_subscribers, *self._sources):
+            if isinstance(source, DeactivatingSource) and source.deactivate(subscriber, reason):
+                done = True
+        if signals.subscriber_deactivated.receivers:
+            signals.subscriber_deactivated.send(
+                self, subscriber=subscriber, reason=reason, delivery=delivery
+            )
+        return done
 
     def validators_for(self, message: EventMessage) -> Sequence[Any]:
         """The recipient validators that apply to a message: its event's, else the app's."""

@@ -2,26 +2,59 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urljoin
 
 import attrs
 
-from .exceptions import DeliveryConnectionError, DeliveryFailed, DeliveryTimeout, RecipientRefused
+from .exceptions import (
+    DeliveryConnectionError,
+    DeliveryFailed,
+    DeliveryTimeout,
+    InvalidURL,
+    RecipientRefused,
+)
 from .subscribers import Subscriber
 from .transport import Transport
 from .validators import Resolver, system_resolver, validate_recipient
 
-__all__ = ["Delivery", "DeliveryRequest", "deliver", "is_retryable_status"]
+__all__ = [
+    "REDIRECT_STATUSES",
+    "Delivery",
+    "DeliveryRequest",
+    "deliver",
+    "is_retryable_status",
+    "parse_retry_after",
+]
 
 #: Statuses worth another attempt later: the receiver may be overloaded or restarting.
 _RETRYABLE_STATUSES = frozenset({408, 429})
+#: Redirects Thorn follows (when allowed) by POSTing the same signed body to the new URL.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 def is_retryable_status(status_code: int) -> bool:
     """Whether a non-2xx status is worth retrying (408, 429 and every 5xx)."""
     return status_code in _RETRYABLE_STATUSES or status_code >= 500
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @attrs.frozen(kw_only=True)
@@ -41,8 +74,10 @@ class Delivery:
     """The outcome of delivering one event to one subscriber.
 
     ``ok`` is True for a 2xx answer. ``retryable`` says whether a later attempt could succeed
-    (timeouts, connection errors, 408, 429, 5xx). ``attempts`` counts HTTP attempts made;
-    a URL refused by the recipient validators makes none.
+    (timeouts, connection errors, 408, 429, 5xx); ``retry_after`` is the receiver's
+    ``Retry-After`` in seconds. ``attempts`` counts HTTP attempts made so far; a URL refused
+    by the recipient validators makes none. ``url`` is the last URL contacted (it differs
+    from the subscriber's after a followed redirect).
     """
 
     id: str
@@ -55,9 +90,16 @@ class Delivery:
     duration: float = 0.0
     retryable: bool = False
     timed_out: bool = False
+    retry_after: float | None = None
+    url: str | None = None
     response_headers: Mapping[str, str] = attrs.field(factory=dict, repr=False, eq=False)
     response_body: bytes = attrs.field(default=b"", repr=False, eq=False)
     exception: BaseException | None = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def gone(self) -> bool:
+        """The receiver answered 410 Gone: the subscription should be deactivated."""
+        return self.status_code == 410
 
 
 def deliver(
@@ -68,68 +110,95 @@ def deliver(
     max_body: int,
     resolver: Resolver = system_resolver,
     attempt: int = 1,
+    max_redirects: int = 0,
 ) -> Delivery:
-    """Validate the recipient, POST the request once, and record what happened.
+    """Validate the recipient, POST the request (following up to ``max_redirects`` validated
+    hops), and record what happened.
 
-    Never raises for a delivery problem: refusal, timeout, connection error and non-2xx
-    answers are recorded on the returned :class:`Delivery`.
+    The whole attempt, redirects included, has ``request.timeout`` seconds. Never raises for
+    a delivery problem: refusal, timeout, connection error and non-2xx answers are recorded
+    on the returned :class:`Delivery`.
     """
+    start = time.monotonic()
+    deadline = start + request.timeout
     url = request.subscriber.url
-    common: dict[str, Any] = {
-        "id": request.id,
-        "event": request.event,
-        "subscriber": request.subscriber,
-    }
-    start = time.perf_counter()
-    try:
-        validate_recipient(url, validators, resolver=resolver)
-    except RecipientRefused as exc:
+    hops = 0
+
+    def outcome(**fields: Any) -> Delivery:
         return Delivery(
-            **common,
-            ok=False,
-            error=str(exc),
-            attempts=attempt - 1,
-            exception=exc,
-            duration=time.perf_counter() - start,
+            id=request.id,
+            event=request.event,
+            subscriber=request.subscriber,
+            url=url,
+            duration=time.monotonic() - start,
+            **fields,
         )
-    try:
-        response = transport.post(
-            url, request.body, request.headers, timeout=request.timeout, max_body=max_body
-        )
-    except DeliveryTimeout as exc:
-        return Delivery(
-            **common,
-            ok=False,
-            error=str(exc),
+
+    while True:
+        try:
+            recipient = validate_recipient(url, validators, resolver=resolver)
+        except (RecipientRefused, InvalidURL) as exc:
+            made = attempt if hops else attempt - 1
+            return outcome(ok=False, error=str(exc), attempts=made, exception=exc)
+        headers = request.headers
+        if hops:
+            headers = {k: v for k, v in headers.items() if k.lower() != "host"}
+        try:
+            response = transport.post(
+                url,
+                request.body,
+                headers,
+                timeout=max(deadline - time.monotonic(), 0.001),
+                max_body=max_body,
+                addresses=recipient.addresses,
+            )
+        except DeliveryTimeout as exc:
+            return outcome(
+                ok=False,
+                error=str(exc),
+                attempts=attempt,
+                retryable=True,
+                timed_out=True,
+                exception=exc,
+            )
+        except DeliveryConnectionError as exc:
+            return outcome(
+                ok=False, error=str(exc), attempts=attempt, retryable=True, exception=exc
+            )
+        status = response.status_code
+        location = response.headers.get("Location")
+        if status in REDIRECT_STATUSES and location:
+            if hops < max_redirects:
+                hops += 1
+                url = urljoin(url, location)
+                continue
+            why = (
+                "redirects are not followed (THORN_ALLOW_REDIRECTS)"
+                if not max_redirects
+                else f"more than {max_redirects} redirects"
+            )
+            refused = f"{url} answered {status} to {location}; {why}"
+            return outcome(
+                ok=False,
+                status_code=status,
+                error=refused,
+                attempts=attempt,
+                exception=DeliveryFailed(refused),
+                response_headers=response.headers,
+            )
+        ok = 200 <= status < 300
+        error: str | None = None if ok else f"{url} answered {status}"
+        retryable = not ok and is_retryable_status(status)
+        return outcome(
+            ok=ok,
+            status_code=status,
+            error=error,
             attempts=attempt,
-            retryable=True,
-            timed_out=True,
-            exception=exc,
-            duration=time.perf_counter() - start,
+            retryable=retryable,
+            retry_after=parse_retry_after(response.headers.get("Retry-After"))
+            if retryable
+            else None,
+            response_headers=response.headers,
+            response_body=response.body,
+            exception=None if ok else DeliveryFailed(error),
         )
-    except DeliveryConnectionError as exc:
-        return Delivery(
-            **common,
-            ok=False,
-            error=str(exc),
-            attempts=attempt,
-            retryable=True,
-            exception=exc,
-            duration=time.perf_counter() - start,
-        )
-    duration = time.perf_counter() - start
-    status = response.status_code
-    ok = 200 <= status < 300
-    error = None if ok else f"{url} answered {status}"
-    return Delivery(
-        **common,
-        ok=ok,
-        status_code=status,
-        error=error,
-        attempts=attempt,
-        retryable=not ok and is_retryable_status(status),
-        duration=duration,
-        response_headers=response.headers,
-        response_body=response.body,
-        exception=None if ok else DeliveryFailed(error),
-    )

@@ -67,6 +67,10 @@ class SendResult:
         A callback or receiver that raises is logged and does not stop the other deliveries.
         """
         self.deliveries.append(delivery)
+        if delivery.gone:
+            app.deactivate_subscriber(
+                delivery.subscriber, f"{delivery.url} answered 410 Gone", delivery=delivery
+            )
         callbacks = self.callbacks
         try:
             if delivery.ok:

@@ -130,6 +130,10 @@ class Settings:
     signal_honors_transaction: bool = attrs.field(default=False, validator=_bool)
     #: Follow redirects (every hop validated again); off by default.
     allow_redirects: bool = attrs.field(default=False, validator=_bool)
+    #: Hops followed at most when ``allow_redirects`` is on.
+    max_redirects: int = attrs.field(default=3, validator=_non_negative_int)
+    #: Seconds between retries at most (backoff and ``Retry-After`` are capped by it).
+    retry_backoff_max: float = attrs.field(default=3600.0, validator=_positive_number)
     #: Threads the ``default`` dispatcher uses for a fan-out to many subscribers.
     pool_size: int = attrs.field(default=10, validator=_positive_int)
     #: A CA bundle path used to verify TLS instead of the system/certifi bundle.

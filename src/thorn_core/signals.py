@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from blinker import Namespace
 
-__all__ = ["delivery_failed", "delivery_succeeded", "event_sent"]
+__all__ = [
+    "delivery_failed",
+    "delivery_retrying",
+    "delivery_succeeded",
+    "event_sent",
+    "subscriber_deactivated",
+]
 
 _signals = Namespace()
 
@@ -13,4 +19,10 @@ event_sent = _signals.signal("thorn.event-sent")
 #: A delivery got a 2xx answer: kwargs ``delivery``.
 delivery_succeeded = _signals.signal("thorn.delivery-succeeded")
 #: A delivery failed (refused, timed out, connection error, non-2xx): kwargs ``delivery``.
+#: ``delivery.retryable`` says whether a later attempt could succeed.
 delivery_failed = _signals.signal("thorn.delivery-failed")
+#: A dispatcher scheduled a failed delivery for another attempt: kwargs ``delivery``, ``delay``.
+delivery_retrying = _signals.signal("thorn.delivery-retrying")
+#: A subscription was deactivated (the receiver answered 410 Gone): kwargs ``subscriber``,
+#: ``reason`` and ``delivery``.
+subscriber_deactivated = _signals.signal("thorn.subscriber-deactivated")

@@ -15,6 +15,7 @@ from .signing import DIGESTS, generate_secret
 from .validators import parse_target
 
 __all__ = [
+    "DeactivatingSource",
     "StaticSubscribers",
     "Subscriber",
     "SubscriberSource",
@@ -139,6 +140,15 @@ class SubscriberSource(Protocol):
         ...
 
 
+@runtime_checkable
+class DeactivatingSource(Protocol):
+    """A subscriber source that can deactivate a subscription (stored ones persist it)."""
+
+    def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
+        """Deactivate ``subscriber`` if this source holds it; return whether it did."""
+        ...
+
+
 def sender_key(sender: object) -> Any:
     """The identifier compared with a subscriber's ``user``: an id, or an object's ``pk``/``id``."""
     if sender is None or isinstance(sender, (str, int, uuid.UUID)):
@@ -201,6 +211,7 @@ class StaticSubscribers:
     _callables: dict[str, tuple[SubscriberCallable, ...]] = attrs.field(
         factory=dict, alias="_callables"
     )
+    _deactivated: set[uuid.UUID] = attrs.field(factory=set, init=False)
 
     @classmethod
     def from_setting(cls, mapping: Mapping[str, Any] | None) -> StaticSubscribers:
@@ -225,6 +236,13 @@ class StaticSubscribers:
     def __bool__(self) -> bool:
         return bool(self._fixed or self._callables)
 
+    def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
+        """Stop delivering to a static subscriber in this process (until the app is rebuilt)."""
+        known = any(subscriber in fixed for fixed in self._fixed.values())
+        if known or self._callables:
+            self._deactivated.add(subscriber.uuid)
+        return known
+
     def matching(
         self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
     ) -> list[Subscriber]:
@@ -234,7 +252,11 @@ class StaticSubscribers:
         for pattern in candidate_patterns(event):
             fixed = self._fixed.get(pattern)
             if fixed:
-                found.extend(s for s in fixed if s.active and accepts_sender(s, key))
+                found.extend(
+                    s
+                    for s in fixed
+                    if s.active and accepts_sender(s, key) and s.uuid not in self._deactivated
+                )
             for function in self._callables.get(pattern, ()):
                 produced = function(event, sender=sender, **(context or {}))
                 if produced is None:
@@ -242,6 +264,6 @@ class StaticSubscribers:
                 found.extend(
                     s
                     for s in subscribers_from(produced, pattern)
-                    if s.active and accepts_sender(s, key)
+                    if s.active and accepts_sender(s, key) and s.uuid not in self._deactivated
                 )
         return found

@@ -1,19 +1,31 @@
-"""The HTTP seam: a ``Transport`` posts one request; ``RequestsTransport`` does it with requests."""
+"""The HTTP seam: a ``Transport`` posts one request; ``RequestsTransport`` does it with requests.
+
+``RequestsTransport`` enforces what a hostile receiver must not escape: the connection goes
+to the address the validators approved (no second DNS lookup), the whole attempt has a
+deadline (a watchdog shuts the socket down when it passes), and at most a capped part of
+the body is read.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
+import socket
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from .exceptions import DeliveryConnectionError, DeliveryTimeout
+from .validators import IPAddress
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["RequestsTransport", "Transport", "TransportResponse"]
+__all__ = ["DeadlineWatchdog", "RequestsTransport", "Transport", "TransportResponse"]
 
 
 @attrs.frozen
@@ -26,15 +38,25 @@ class TransportResponse:
 
 
 class Transport(Protocol):
-    """Posts one delivery. Implementations translate their errors into Thorn's.
+    """Posts one delivery attempt. Implementations translate their errors into Thorn's.
+
+    ``addresses`` are the validated addresses of the URL's host; when given, the transport
+    must connect to one of them and to nothing else.
 
     Raises:
-        DeliveryTimeout: the attempt ran past ``timeout``.
+        DeliveryTimeout: the attempt ran past ``timeout`` (connect, send and read together).
         DeliveryConnectionError: no connection, or it broke before an answer.
     """
 
     def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, max_body: int
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        max_body: int,
+        addresses: Sequence[IPAddress] = (),
     ) -> TransportResponse:
         """POST ``body`` to ``url`` and return the answer, reading at most ``max_body`` bytes."""
         ...
@@ -44,17 +66,183 @@ class Transport(Protocol):
         ...
 
 
+class _Attempt:
+    """One attempt in flight: its deadline, its sockets, and what the watchdog did to it."""
+
+    __slots__ = ("addresses", "deadline", "done", "expired", "new_connection", "sockets")
+
+    def __init__(self, deadline: float, addresses: Sequence[IPAddress]) -> None:
+        self.deadline = deadline
+        self.addresses = addresses
+        self.sockets: list[socket.socket] = []
+        self.expired = False
+        self.done = False
+        self.new_connection = False
+
+    def watch(self, sock: socket.socket) -> None:
+        self.sockets.append(sock)
+        if self.expired:
+            _shutdown(sock)
+
+    def expire(self) -> None:
+        self.expired = True
+        for sock in self.sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_local = threading.local()
+
+
+def _current_attempt() -> _Attempt | None:
+    attempt: _Attempt | None = getattr(_local, "attempt", None)
+    return attempt
+
+
+class DeadlineWatchdog:
+    """One thread that shuts down the sockets of attempts that outlive their deadline.
+
+    A socket timeout bounds each read; a receiver that trickles a byte at a time defeats it.
+    Shutting the socket down wakes the blocked read at once, whatever it was waiting for.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Attempt]] = []
+        self._counter = itertools.count()
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, attempt: _Attempt) -> None:
+        """Watch ``attempt`` until it is marked done."""
+        with self._condition:
+            heapq.heappush(self._heap, (attempt.deadline, next(self._counter), attempt))
+            if self._thread is None:
+                self._closed = False
+                self._thread = threading.Thread(
+                    target=self._run, name="thorn-deadline-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is attempt:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        with self._condition:
+            while not self._closed:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._condition.wait()
+                    continue
+                delay = self._heap[0][0] - time.monotonic()
+                if delay > 0:
+                    self._condition.wait(delay)
+                    continue
+                _, _, attempt = heapq.heappop(self._heap)
+                if not attempt.done:
+                    attempt.expire()
+
+    def close(self) -> None:
+        """Stop the thread; a later ``add`` starts a new one."""
+        with self._condition:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            self._condition.notify()
+        if thread is not None:
+            thread.join()
+
+
+def _connection_classes() -> tuple[type, type]:
+    """urllib3 connection classes that connect only to the attempt's validated addresses."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    class _Pinned:
+        sock: socket.socket | None
+        _dns_host: str
+
+        def _new_conn(self) -> socket.socket:
+            attempt = _current_attempt()
+            if attempt is not None:
+                attempt.new_connection = True
+                if attempt.addresses:
+                    # Connect to the validated address; Host, SNI and the certificate check
+                    # keep using the host name.
+                    self._dns_host = str(attempt.addresses[0])
+            sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+            if attempt is not None:
+                attempt.watch(sock)
+            return sock
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            attempt = _current_attempt()
+            sock = self.sock
+            if attempt is not None and sock is not None and not attempt.new_connection:
+                if attempt.addresses and not _peer_in(sock, attempt.addresses):
+                    # A pooled connection to an address this attempt did not validate.
+                    self.close()  # type: ignore[attr-defined]
+                else:
+                    attempt.watch(sock)
+            super().request(*args, **kwargs)  # type: ignore[misc]
+
+    class PinnedHTTPConnection(_Pinned, HTTPConnection):
+        pass
+
+    class PinnedHTTPSConnection(_Pinned, HTTPSConnection):
+        pass
+
+    return PinnedHTTPConnection, PinnedHTTPSConnection
+
+
+def _peer_in(sock: socket.socket, addresses: Sequence[IPAddress]) -> bool:
+    try:
+        peer = sock.getpeername()[0]
+    except OSError:
+        return False
+    return any(peer == str(address) for address in addresses)
+
+
+def _adapter(pool_connections: int) -> Any:
+    """A requests adapter whose pools use the pinned, watched connection classes."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    http_class, https_class = _connection_classes()
+
+    class PinnedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = http_class
+
+    class PinnedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = https_class
+
+    class PinnedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {
+                "http": PinnedHTTPPool,
+                "https": PinnedHTTPSPool,
+            }
+
+    return PinnedAdapter(pool_connections=pool_connections, pool_maxsize=1)
+
+
 @attrs.define
 class RequestsTransport:
     """A transport over ``requests``: one ``Session`` per thread, closed by :meth:`close`.
 
-    TLS is always verified (against ``ca_bundle`` when given); redirects are not followed.
+    TLS is always verified (against ``ca_bundle`` when given); redirects are never followed
+    here (the caller validates each hop first); proxies from the environment are ignored.
     """
 
     ca_bundle: str | None = None
+    pool_connections: int = 64
     _local: threading.local = attrs.field(factory=threading.local, init=False)
     _sessions: list[requests.Session] = attrs.field(factory=list, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _watchdog: DeadlineWatchdog = attrs.field(factory=DeadlineWatchdog, init=False)
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -64,53 +252,94 @@ class RequestsTransport:
             session = requests.Session()
             session.verify = self.ca_bundle or True
             session.trust_env = False
+            adapter = _adapter(self.pool_connections)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
         return session
 
     def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, max_body: int
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        max_body: int,
+        addresses: Sequence[IPAddress] = (),
     ) -> TransportResponse:
-        """POST with requests, streaming so that no more than ``max_body`` bytes are read."""
+        """POST once (twice if a pooled connection turns out closed), within ``timeout``."""
+        session = self._session()
+        deadline = time.monotonic() + timeout
+        for retry_stale in (True, False):
+            attempt = _Attempt(deadline, addresses)
+            _local.attempt = attempt
+            self._watchdog.add(attempt)
+            try:
+                return self._post(session, attempt, url, body, headers, max_body)
+            except DeliveryConnectionError:
+                stale = not attempt.new_connection and not attempt.expired
+                if not (retry_stale and stale):
+                    raise
+            finally:
+                attempt.done = True
+                _local.attempt = None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post(
+        self,
+        session: requests.Session,
+        attempt: _Attempt,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        max_body: int,
+    ) -> TransportResponse:
         import requests
 
+        remaining = attempt.deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeliveryTimeout(f"no time left to reach {url}")
         try:
-            response = self._session().post(
+            response = session.post(
                 url,
                 data=body,
                 headers=dict(headers),
-                timeout=timeout,
+                timeout=(remaining, remaining),
                 allow_redirects=False,
                 stream=True,
             )
         except requests.Timeout as exc:
-            raise DeliveryTimeout(f"no answer from {url} within {timeout:g}s") from exc
+            raise DeliveryTimeout(f"no answer from {url} within the deadline") from exc
         except requests.ConnectionError as exc:
+            if attempt.expired:
+                raise DeliveryTimeout(f"no answer from {url} within the deadline") from exc
             raise DeliveryConnectionError(f"cannot reach {url}: {_reason(exc)}") from exc
+        raw = response.raw
         try:
-            raw = response.raw
             content = raw.read(max_body, decode_content=False) if max_body else b""
             if raw.isclosed() or not raw.read(1, decode_content=False):
                 raw.release_conn()
             else:
+                # More than we will read: drop the connection rather than drain it.
                 response.close()
-        except requests.Timeout as exc:
+        except Exception as exc:
             response.close()
-            raise DeliveryTimeout(f"{url} did not finish its answer within {timeout:g}s") from exc
-        except (OSError, ValueError, requests.RequestException) as exc:
-            response.close()
+            if attempt.expired or isinstance(exc, requests.Timeout):
+                raise DeliveryTimeout(f"{url} did not finish its answer in time") from exc
             # The status line arrived; a broken body does not change the verdict.
             content = b""
-            del exc
         return TransportResponse(response.status_code, response.headers, content)
 
     def close(self) -> None:
-        """Close every session this transport opened, from any thread."""
+        """Close every session this transport opened, from any thread, and the watchdog."""
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+        self._watchdog.close()
 
 
 def _reason(exc: BaseException) -> str:

@@ -29,6 +29,8 @@ class DefaultDispatcher:
     def __init__(self, app: Thorn, *, transport: Transport | None = None) -> None:
         self.app = app
         self.transport: Transport = transport or RequestsTransport(ca_bundle=app.settings.ca_bundle)
+        settings = app.settings
+        self._max_redirects = settings.max_redirects if settings.allow_redirects else 0
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -47,6 +49,7 @@ class DefaultDispatcher:
             validators,
             max_body=self.app.settings.response_max_bytes,
             resolver=self.app.resolver,
+            max_redirects=self._max_redirects,
         )
 
     def dispatch(self, results: Sequence[SendResult]) -> None:
