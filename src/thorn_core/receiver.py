@@ -139,7 +139,10 @@ class WebhookReceiver:
     def start(self) -> WebhookReceiver:
         """Serve in a background thread."""
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="thorn-receiver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="thorn-receiver",
+            daemon=True,
         )
         self._thread.start()
         return self
