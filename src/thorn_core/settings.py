@@ -134,6 +134,10 @@ class Settings:
     max_redirects: int = attrs.field(default=3, validator=_non_negative_int)
     #: Seconds between retries at most (backoff and ``Retry-After`` are capped by it).
     retry_backoff_max: float = attrs.field(default=3600.0, validator=_positive_number)
+    #: The Celery app of the ``celery`` dispatcher: an app or ``module:attr`` (None: current app).
+    celery_app: Any = attrs.field(default=None)
+    #: The queue Thorn's Celery tasks are sent to (None: the app's default routing).
+    celery_queue: str | None = attrs.field(default=None, validator=_optional_str)
     #: Threads the ``default`` dispatcher uses for a fan-out to many subscribers.
     pool_size: int = attrs.field(default=10, validator=_positive_int)
     #: A CA bundle path used to verify TLS instead of the system/certifi bundle.
