@@ -10,6 +10,8 @@ from .events import Event
 from .exceptions import (
     ImproperlyConfigured,
     InvalidEventName,
+    InvalidFilter,
+    InvalidModelEvent,
     InvalidPattern,
     InvalidSignature,
     InvalidSubscriber,
@@ -19,8 +21,11 @@ from .exceptions import (
     ThornError,
     UnknownDispatcher,
 )
+from .filters import Q
 from .message import EventMessage
+from .model_events import ModelEvent, webhook_model
 from .results import SendResult
+from .reversers import model_reverser
 from .settings import Settings
 from .subscribers import Subscriber, SubscriberSource
 
@@ -31,10 +36,14 @@ __all__ = [
     "EventMessage",
     "ImproperlyConfigured",
     "InvalidEventName",
+    "InvalidFilter",
+    "InvalidModelEvent",
     "InvalidPattern",
     "InvalidSignature",
     "InvalidSubscriber",
     "InvalidURL",
+    "ModelEvent",
+    "Q",
     "RecipientRefused",
     "SendResult",
     "SerializationError",
@@ -47,4 +56,6 @@ __all__ = [
     "__version__",
     "buffer_events",
     "current_app",
+    "model_reverser",
+    "webhook_model",
 ]

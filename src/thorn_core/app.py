@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .binding import BlinkerBinding, ModelBinding
 from .codecs import JSON_CONTENT_TYPE, Codec, build_codecs
 from .dispatchers import Dispatcher, DispatcherFactory, resolve
 from .exceptions import SerializationError
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Thorn", "current_app"]
 
-_current_lock = threading.Lock()
+_current_lock = threading.RLock()
 _current: Thorn | None = None
 
 
@@ -51,6 +52,9 @@ class Thorn:
             or a :class:`Settings`.
         set_as_current: make this the current app.
         resolver: how host names are resolved before validation (tests inject one).
+        binding: how model events reach the ORM (hooks, after-commit, URL reversing);
+            adapters pass theirs. The generic :class:`~thorn_core.binding.BlinkerBinding`
+            by default.
     """
 
     def __init__(
@@ -59,8 +63,10 @@ class Thorn:
         *,
         set_as_current: bool = True,
         resolver: Resolver | None = None,
+        binding: ModelBinding | None = None,
     ) -> None:
         self.resolver: Resolver = resolver or system_resolver
+        self.binding: ModelBinding = binding if binding is not None else BlinkerBinding()
         self._sources: list[SubscriberSource] = []
         self._dispatcher: Dispatcher | None = None
         self._dispatcher_lock = threading.Lock()
@@ -73,6 +79,10 @@ class Thorn:
         """Apply new settings (as on Django's ``setting_changed``); the dispatcher is rebuilt."""
         new = settings if isinstance(settings, Settings) else Settings.from_mapping(settings)
         dispatcher_factory = resolve(new.dispatcher)
+        # A dispatcher class may check its configuration now rather than at the first event.
+        check = getattr(dispatcher_factory, "check", None)
+        if callable(check):
+            check(new)
         codecs = build_codecs(new.codecs)
         signer = load_signer(new.hmac_signer)
         validators = (
@@ -179,6 +189,22 @@ class Thorn:
 
     def _set_buffer(self, buffer: EventBuffer | None) -> None:
         self._buffers.buffer = buffer
+
+    def prepare(self, result: SendResult) -> None:
+        """Check a sent event at ``send()`` time, buffered or not, so bad input raises there.
+
+        A dispatcher with a ``prepare(result)`` method does its own checks (the ``default``
+        one plans every delivery, encoding per content type); for others the payload must
+        encode as JSON.
+
+        Raises:
+            SerializationError: the payload cannot be encoded; nothing is sent.
+        """
+        prepare = getattr(self.dispatcher, "prepare", None)
+        if prepare is not None:
+            prepare(result)
+        else:
+            self.validate_payload(result.message.data)
 
     def dispatch(self, results: Sequence[SendResult]) -> None:
         """Hand results to the dispatcher, then signal ``event_sent`` for each."""

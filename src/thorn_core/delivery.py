@@ -32,6 +32,8 @@ __all__ = [
 
 #: Statuses worth another attempt later: the receiver may be overloaded or restarting.
 _RETRYABLE_STATUSES = frozenset({408, 429})
+#: A Retry-After beyond a year is taken as a year (policies cap it far lower anyway).
+_RETRY_AFTER_MAX = 365 * 86400.0
 #: Redirects Thorn follows (when allowed) by POSTing the same signed body to the new URL.
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -46,15 +48,16 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), _RETRY_AFTER_MAX)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, wait), _RETRY_AFTER_MAX)
 
 
 @attrs.frozen(kw_only=True)
@@ -169,8 +172,20 @@ def deliver(
         location = response.headers.get("Location")
         if status in REDIRECT_STATUSES and location:
             if hops < max_redirects:
+                try:
+                    next_url = urljoin(url, location)
+                except ValueError as exc:
+                    bad = f"{url} answered {status} to a malformed Location {location!r}: {exc}"
+                    return outcome(
+                        ok=False,
+                        status_code=status,
+                        error=bad,
+                        attempts=attempt,
+                        exception=InvalidURL(bad),
+                        response_headers=response.headers,
+                    )
                 hops += 1
-                url = urljoin(url, location)
+                url = next_url
                 continue
             why = (
                 "redirects are not followed (THORN_ALLOW_REDIRECTS)"

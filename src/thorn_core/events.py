@@ -90,12 +90,17 @@ class Event:
         context: Mapping[str, Any] | None = None,
         subscribers: Any = None,
         app: Thorn | None = None,
+        name: str | None = None,
     ) -> EventMessage:
-        """Build the message that ``send`` hands to the dispatcher."""
+        """Build the message that ``send`` hands to the dispatcher.
+
+        ``name`` replaces the event's name in the message (model events format theirs per
+        instance); it is validated.
+        """
         settings = (app or self.app).settings
         send_headers = _headers(headers, "send() headers")
         return EventMessage(
-            event=self.name,
+            event=self.name if name is None else validate_event_name(name),
             data=data,
             sender=sender_key(sender),
             headers={**self.headers, **send_headers} if send_headers else self.headers,
@@ -148,10 +153,29 @@ class Event:
             subscribers=subscribers,
             app=app,
         )
+        return self.submit(
+            message, on_success=on_success, on_error=on_error, on_timeout=on_timeout, app=app
+        )
+
+    def submit(
+        self,
+        message: EventMessage,
+        *,
+        on_success: Callable[[Delivery], Any] | None = None,
+        on_error: Callable[[Delivery, BaseException], Any] | None = None,
+        on_timeout: Callable[[Delivery, BaseException], Any] | None = None,
+        app: Thorn | None = None,
+    ) -> SendResult:
+        """Hand a message built by :meth:`prepare` to the open buffer or the dispatcher.
+
+        Raises:
+            SerializationError: the payload cannot be encoded; nothing is sent.
+        """
+        app = app or self.app
         result = SendResult(message, callbacks=Callbacks(on_success, on_error, on_timeout))
+        app.prepare(result)
         buffer = app.active_buffer()
         if buffer is not None:
-            app.validate_payload(data)
             buffer.add(result)
         else:
             app.dispatch([result])

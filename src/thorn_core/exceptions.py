@@ -8,6 +8,8 @@ __all__ = [
     "DeliveryTimeout",
     "ImproperlyConfigured",
     "InvalidEventName",
+    "InvalidFilter",
+    "InvalidModelEvent",
     "InvalidPattern",
     "InvalidSignature",
     "InvalidSubscriber",
@@ -29,6 +31,14 @@ class ImproperlyConfigured(ThornError, ValueError):
 
 class InvalidEventName(ThornError, ValueError):
     """An event name is malformed (empty segment, whitespace, a wildcard)."""
+
+
+class InvalidModelEvent(ThornError, ValueError):
+    """A model event is declared wrongly: a malformed attribute path, a missing dispatch."""
+
+
+class InvalidFilter(InvalidModelEvent):
+    """A model event filter is malformed: an unknown operator, no operator, a bad value."""
 
 
 class InvalidPattern(ThornError, ValueError):

@@ -19,7 +19,15 @@ from .subscribers import Subscriber
 if TYPE_CHECKING:
     from .app import Thorn
 
-__all__ = ["USER_AGENT", "Plan", "plan_deliveries"]
+__all__ = [
+    "USER_AGENT",
+    "Plan",
+    "encode_body",
+    "no_codec_delivery",
+    "plan_deliveries",
+    "resolve_subscribers",
+    "signed_request",
+]
 
 USER_AGENT = f"thorn-webhooks/{__version__}"
 
@@ -61,49 +69,27 @@ def plan_deliveries(
     """
     if subscribers is None:
         subscribers = resolve_subscribers(app, message)
-    codecs = app.codecs
     if not subscribers:
         app.validate_payload(message.data)
         return Plan(message, ())
     bodies: dict[str, bytes] = {}
-    missing: list[Subscriber] = []
     for subscriber in subscribers:
         content_type = subscriber.content_type
-        if content_type in bodies:
-            continue
-        codec = codecs.get(content_type)
-        if codec is None:
-            missing.append(subscriber)
-            continue
-        try:
-            bodies[content_type] = codec.encode(message.data)
-        except SerializationError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise SerializationError(
-                f"Cannot encode the payload of {message.event!r} as {content_type}: {exc}"
-            ) from exc
+        if content_type not in bodies:
+            body = encode_body(app, message, content_type)
+            if body is not None:
+                bodies[content_type] = body
 
     signer = app.signer
     timestamp = int(time.time())
     signatures: dict[tuple[str, str, str], str] = {}
-    base = {"User-Agent": USER_AGENT, **message.headers, "Hook-Event": message.event}
     requests: list[DeliveryRequest] = []
     failed: list[Delivery] = []
     for subscriber in subscribers:
         delivery_id = str(uuid.uuid4())
         body = bodies.get(subscriber.content_type)
         if body is None:
-            failed.append(
-                Delivery(
-                    id=delivery_id,
-                    event=message.event,
-                    subscriber=subscriber,
-                    ok=False,
-                    attempts=0,
-                    error=f"no codec for content type {subscriber.content_type!r}",
-                )
-            )
+            failed.append(no_codec_delivery(message, subscriber, delivery_id))
             continue
         key = (subscriber.hmac_digest, subscriber.hmac_secret, subscriber.content_type)
         signature = signatures.get(key)
@@ -111,22 +97,91 @@ def plan_deliveries(
             signature = signatures[key] = signer(
                 subscriber.hmac_digest, subscriber.hmac_secret, body
             )
-        headers = {
-            **base,
-            "Content-Type": subscriber.content_type,
-            "Hook-Delivery": delivery_id,
-            "Hook-Subscription": str(subscriber.uuid),
-            "Hook-HMAC": signature,
-            **standard_webhooks_headers(subscriber.hmac_secret, delivery_id, timestamp, body),
-        }
         requests.append(
-            DeliveryRequest(
-                id=delivery_id,
-                event=message.event,
-                subscriber=subscriber,
-                body=body,
-                headers=headers,
-                timeout=message.timeout,
+            signed_request(
+                app,
+                message,
+                subscriber,
+                body,
+                delivery_id,
+                timestamp=timestamp,
+                hook_hmac=signature,
             )
         )
     return Plan(message, tuple(requests), tuple(failed))
+
+
+def encode_body(app: Thorn, message: EventMessage, content_type: str) -> bytes | None:
+    """The payload of ``message`` encoded for ``content_type``; None when no codec handles it.
+
+    Raises:
+        SerializationError: the payload cannot be encoded.
+    """
+    codec = app.codecs.get(content_type)
+    if codec is None:
+        return None
+    try:
+        return codec.encode(message.data)
+    except SerializationError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"Cannot encode the payload of {message.event!r} as {content_type}: {exc}"
+        ) from exc
+
+
+def no_codec_delivery(message: EventMessage, subscriber: Subscriber, delivery_id: str) -> Delivery:
+    """The failed delivery recorded for a subscriber whose content type has no codec."""
+    return Delivery(
+        id=delivery_id,
+        event=message.event,
+        subscriber=subscriber,
+        ok=False,
+        attempts=0,
+        error=f"no codec for content type {subscriber.content_type!r}",
+    )
+
+
+def signed_request(
+    app: Thorn,
+    message: EventMessage,
+    subscriber: Subscriber,
+    body: bytes,
+    delivery_id: str,
+    *,
+    timestamp: int | None = None,
+    hook_hmac: str | None = None,
+) -> DeliveryRequest:
+    """One signed request of ``message`` to ``subscriber`` carrying ``body``.
+
+    A retry calls it again with the same ``delivery_id``: ``Hook-Delivery`` (and
+    ``webhook-id``) stay the same, while the Standard Webhooks timestamp and signature are
+    fresh, so receivers that reject stale timestamps accept the retry.
+
+    Args:
+        timestamp: the ``webhook-timestamp`` (seconds); now when None.
+        hook_hmac: a ``Hook-HMAC`` already computed for this body and secret (it does not
+            depend on the delivery); computed when None.
+    """
+    if timestamp is None:
+        timestamp = int(time.time())
+    if hook_hmac is None:
+        hook_hmac = app.signer(subscriber.hmac_digest, subscriber.hmac_secret, body)
+    headers = {
+        "User-Agent": USER_AGENT,
+        **message.headers,
+        "Hook-Event": message.event,
+        "Content-Type": subscriber.content_type,
+        "Hook-Delivery": delivery_id,
+        "Hook-Subscription": str(subscriber.uuid),
+        "Hook-HMAC": hook_hmac,
+        **standard_webhooks_headers(subscriber.hmac_secret, delivery_id, timestamp, body),
+    }
+    return DeliveryRequest(
+        id=delivery_id,
+        event=message.event,
+        subscriber=subscriber,
+        body=body,
+        headers=headers,
+        timeout=message.timeout,
+    )

@@ -45,6 +45,8 @@ class SendResult:
     deliveries: list[Delivery] = attrs.field(factory=list)
     state: State = "pending"
     callbacks: Callbacks = attrs.field(factory=Callbacks, repr=False)
+    #: What the dispatcher's ``prepare`` computed at ``send()`` time, for its ``dispatch``.
+    prepared: Any = attrs.field(default=None, repr=False)
 
     @property
     def event(self) -> str:

@@ -166,15 +166,21 @@ def _connection_classes() -> tuple[type, type]:
 
         def _new_conn(self) -> socket.socket:
             attempt = _current_attempt()
-            if attempt is not None:
-                attempt.new_connection = True
-                if attempt.addresses:
-                    # Connect to the validated address; Host, SNI and the certificate check
-                    # keep using the host name.
-                    self._dns_host = str(attempt.addresses[0])
-            sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-            if attempt is not None:
-                attempt.watch(sock)
+            if attempt is None:
+                sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+                return sock
+            attempt.new_connection = True
+            name = self._dns_host
+            if attempt.addresses:
+                # Connect to the validated address only for the socket itself: urllib3 reads
+                # ``host`` from the same attribute, and Host, SNI and the certificate check must
+                # keep the name.
+                self._dns_host = str(attempt.addresses[0])
+            try:
+                sock = super()._new_conn()  # type: ignore[misc]
+            finally:
+                self._dns_host = name
+            attempt.watch(sock)
             return sock
 
         def request(self, *args: Any, **kwargs: Any) -> None:
@@ -303,13 +309,16 @@ class RequestsTransport:
         if remaining <= 0:
             raise DeliveryTimeout(f"no time left to reach {url}")
         try:
-            response = session.post(
-                url,
-                data=body,
-                headers=dict(headers),
-                timeout=(remaining, remaining),
-                allow_redirects=False,
+            prepared = requests.PreparedRequest()
+            prepared.prepare(method="POST", url=url, headers=dict(headers), data=body)
+            # The adapter directly: no cookies, hooks or redirect machinery (the caller
+            # validates and follows redirects itself), and less work per delivery.
+            response = session.get_adapter(url).send(
+                prepared,
                 stream=True,
+                timeout=(remaining, remaining),
+                verify=self.ca_bundle or True,
+                proxies={},
             )
         except requests.Timeout as exc:
             raise DeliveryTimeout(f"no answer from {url} within the deadline") from exc
@@ -331,6 +340,11 @@ class RequestsTransport:
                 raise DeliveryTimeout(f"{url} did not finish its answer in time") from exc
             # The status line arrived; a broken body does not change the verdict.
             content = b""
+        if attempt.expired:
+            # A body without a length ends when the watchdog closes the socket: that is a
+            # timeout too, not a complete answer.
+            response.close()
+            raise DeliveryTimeout(f"{url} did not finish its answer in time")
         return TransportResponse(response.status_code, response.headers, content)
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,11 @@ def httpserver_listen_address() -> tuple[str, int]:
 @pytest.fixture
 def loopback_validators() -> tuple[Any, ...]:
     """Recipient validators that keep the safety checks but allow 127.0.0.0/8, for tests."""
-    return (ensure_protocol("http", "https"), block_internal_ips(), allow_cidr_network("127.0.0.0/8"))
+    return (
+        ensure_protocol("http", "https"),
+        block_internal_ips(),
+        allow_cidr_network("127.0.0.0/8"),
+    )
 
 
 @pytest.fixture
@@ -64,7 +69,9 @@ def make_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
     """Start more receivers, optionally with a ``respond`` callable; all stopped afterwards."""
     started: list[WebhookReceiver] = []
 
-    def make(respond: Callable[[ReceivedWebhook], Reply] | None = None, **kwargs: Any) -> WebhookReceiver:
+    def make(
+        respond: Callable[[ReceivedWebhook], Reply] | None = None, **kwargs: Any
+    ) -> WebhookReceiver:
         running = WebhookReceiver(respond=respond, **kwargs).start()
         started.append(running)
         return running
@@ -100,12 +107,19 @@ class RawServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._server.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return int(self._server.server_address[1])
 
     def url(self, path: str = "/") -> str:
         """The URL of ``path`` on this server."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
         """Stop serving and close the listening socket."""
@@ -132,8 +146,6 @@ def raw_server() -> Iterator[Callable[[type[BaseHTTPRequestHandler]], RawServer]
 @pytest.fixture
 def closed_port_url() -> str:
     """A loopback URL on a port nobody listens on (bound, then closed)."""
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

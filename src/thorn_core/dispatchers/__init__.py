@@ -35,6 +35,12 @@ class Dispatcher(Protocol):
     needs it. ``dispatch`` receives one or more results (several when a buffer flushes) and
     must set each one's ``state``, recording deliveries with ``result.record(app, delivery)``
     when it delivers in-process.
+
+    Optional hooks: ``prepare(result)`` is called at ``send()`` time (also inside
+    ``buffer_events``) to check the event and raise for bad input, and may store work for
+    ``dispatch`` in ``result.prepared``; without it the app checks that the payload encodes
+    as JSON. A classmethod ``check(settings)`` is called when an app is configured with the
+    dispatcher, to report configuration errors at start-up.
     """
 
     def dispatch(self, results: Sequence[SendResult]) -> None:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..delivery import Delivery, DeliveryRequest, deliver
-from ..fanout import plan_deliveries
+from ..fanout import Plan, plan_deliveries
 from ..transport import RequestsTransport, Transport
 
 if TYPE_CHECKING:
@@ -52,9 +52,22 @@ class DefaultDispatcher:
             max_redirects=self._max_redirects,
         )
 
+    def prepare(self, result: SendResult) -> None:
+        """Plan the deliveries at ``send()`` time: resolve, encode once, sign.
+
+        Raises:
+            SerializationError: the payload cannot be encoded for a subscriber's content type.
+        """
+        result.prepared = plan_deliveries(self.app, result.message)
+
     def dispatch(self, results: Sequence[SendResult]) -> None:
-        """Plan every result first (so bad input raises before any request), then deliver."""
-        plans = [plan_deliveries(self.app, result.message) for result in results]
+        """Deliver every planned result; one not planned by :meth:`prepare` is planned first."""
+        plans = [
+            result.prepared
+            if isinstance(result.prepared, Plan)
+            else plan_deliveries(self.app, result.message)
+            for result in results
+        ]
         jobs: list[tuple[SendResult, DeliveryRequest, Sequence[object]]] = []
         for result, plan in zip(results, plans, strict=True):
             for failed in plan.failed:

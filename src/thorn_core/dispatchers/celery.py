@@ -1,0 +1,375 @@
+"""The ``celery`` dispatcher: ``send()`` publishes one message per event; Celery workers deliver.
+
+Reached only through the dispatcher resolver (``THORN_DISPATCHER = "celery"``), so that
+``import thorn_core`` never imports Celery. Importing this module registers Thorn's two
+tasks as shared tasks:
+
+- ``thorn.dispatch_events`` carries one or more sent events (``THORN_CHUNKSIZE`` at most). The
+  worker resolves their subscribers, sorts the deliveries by URL and sends them itself when
+  they fit in one chunk, else publishes them as chunks of ``THORN_CHUNKSIZE``.
+- ``thorn.deliver`` carries a chunk of deliveries (or one delivery to retry). Each failed
+  delivery is retried alone, with the countdown of :class:`~thorn_core.retry.RetryPolicy`,
+  under its original delivery id.
+
+Both are ``acks_late`` and ``reject_on_worker_lost``: a worker that dies mid-delivery leaves
+the message on the broker, and another worker delivers it again (at least once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ImproperlyConfigured, SerializationError
+
+try:
+    import celery  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without Celery
+    raise ImproperlyConfigured(
+        "THORN_DISPATCHER='celery' needs Celery, which is not installed: "
+        "pip install 'thorn-webhooks[celery]'"
+    ) from exc
+from celery import shared_task
+
+from .. import signals
+from ..app import current_app
+from ..codecs import JSON_CONTENT_TYPE, JSONCodec
+from ..delivery import Delivery, deliver
+from ..fanout import encode_body, no_codec_delivery, resolve_subscribers, signed_request
+from ..message import EventMessage
+from ..results import SendResult
+from ..retry import RetryPolicy
+from ..subscribers import Subscriber
+from ..transport import RequestsTransport, Transport
+
+if TYPE_CHECKING:
+    from ..app import Thorn
+    from ..settings import Settings
+
+__all__ = [
+    "DELIVER_TASK",
+    "DISPATCH_TASK",
+    "CeleryDispatcher",
+    "celery_app_for",
+    "delivery_id_for",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The task that carries sent events (one message per event, or per chunk of a buffer).
+DISPATCH_TASK = "thorn.dispatch_events"
+#: The task that carries a chunk of deliveries, or one delivery to retry.
+DELIVER_TASK = "thorn.deliver"
+
+#: Namespace of delivery ids: one id per (message, subscriber), the same on every worker.
+_DELIVERY_NAMESPACE = uuid.UUID("0b7c5f47-58a4-4a53-9d0e-2b8f6f3f1c2e")
+
+#: Options of both tasks. JSON only; the message stays on the broker until the task ends.
+_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "serializer": "json",
+}
+
+#: A delivery as a task carries it: [message index, subscriber dict, delivery id, attempt].
+WireDelivery = list[Any]
+
+
+def celery_app_for(settings: Settings) -> Any:
+    """The Celery app of ``THORN_CELERY_APP``: an app, a ``module:attr`` path, or None for
+    Celery's current app.
+
+    Raises:
+        ImproperlyConfigured: the value is neither, or its path cannot be imported.
+    """
+    value = settings.celery_app
+    if value is None:
+        return celery.current_app._get_current_object()
+    if isinstance(value, str):
+        module_name, _, attribute = value.partition(":")
+        if not module_name or not attribute:
+            raise ImproperlyConfigured(
+                f"THORN_CELERY_APP {value!r} is not of the form 'module:attribute'"
+            )
+        try:
+            value = getattr(import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ImproperlyConfigured(
+                f"THORN_CELERY_APP {value!r} cannot be loaded: {exc}"
+            ) from exc
+    if not isinstance(value, celery.Celery):
+        raise ImproperlyConfigured(
+            f"THORN_CELERY_APP must be a Celery app, a 'module:attribute' path to one, or None; "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _check_broker(capp: Any) -> None:
+    """Refuse a Celery app without a broker URL of its own (Celery's implicit default)."""
+    if not capp.conf.broker_write_url:
+        raise ImproperlyConfigured(
+            f"THORN_DISPATCHER='celery': the Celery app {capp.main or capp!r} has no broker "
+            "configured (set broker_url, CELERY_BROKER_URL, or THORN_CELERY_APP to the app "
+            "that has one); Thorn does not fall back to Celery's implicit amqp://localhost"
+        )
+
+
+def delivery_id_for(message: EventMessage, subscriber: Subscriber) -> str:
+    """The delivery id of ``message`` to ``subscriber``: derived, so a redelivered message
+    (a worker died before acknowledging it) makes the same ids, which receivers deduplicate."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{message.id} {subscriber.uuid}"))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class CeleryDispatcher:
+    """Publishes events to Celery; in a worker, delivers them.
+
+    ``dispatch`` publishes one ``thorn.dispatch_events`` message per event, or one per
+    ``THORN_CHUNKSIZE`` events when a buffer flushes, and marks the results ``queued``. It looks
+    up no subscriber and makes no HTTP request. Messages are JSON (:meth:`EventMessage.to_dict`);
+    per-send callbacks cannot travel and are not called: connect to Thorn's signals in the
+    worker instead.
+
+    In a worker process the same class holds the HTTP transport (one ``requests.Session`` per
+    thread, made again after a fork) and is closed with the app.
+
+    Raises:
+        ImproperlyConfigured: ``THORN_CELERY_APP`` is invalid or its app has no broker.
+    """
+
+    def __init__(self, app: Thorn) -> None:
+        self.app = app
+        self.celery = celery_app_for(app.settings)
+        _check_broker(self.celery)
+        codec = app.codecs.get(JSON_CONTENT_TYPE) or JSONCodec()
+        self._encode = codec.encode
+        self._lock = threading.Lock()
+        self._transport: Transport | None = None
+        self._transport_pid = 0
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        """Fail at start-up (``Thorn(...)``) when the Celery app cannot be used.
+
+        Raises:
+            ImproperlyConfigured: ``THORN_CELERY_APP`` is invalid or its app has no broker.
+        """
+        _check_broker(celery_app_for(settings))
+
+    def route(self) -> dict[str, Any]:
+        """Publishing options: ``THORN_CELERY_QUEUE`` when set, else Celery's own routing."""
+        queue = self.app.settings.celery_queue
+        return {"queue": queue} if queue else {}
+
+    def dispatch(self, results: Sequence[SendResult]) -> None:
+        """Publish the events of ``results`` (all encoded before the first is published).
+
+        Raises:
+            SerializationError: a payload, sender or context has no JSON form; nothing is sent.
+        """
+        bodies = [result.message.to_dict(self._encode) for result in results]
+        route = self.route()
+        for chunk in _chunks(bodies, self.app.settings.chunksize):
+            self.celery.send_task(
+                DISPATCH_TASK, args=[list(chunk)], serializer="json", ignore_result=True, **route
+            )
+        for result in results:
+            result.state = "queued"
+
+    # -- worker side --------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """This process's transport (a forked pool child makes its own)."""
+        pid = os.getpid()
+        with self._lock:
+            if self._transport is None or self._transport_pid != pid:
+                self._transport = RequestsTransport(ca_bundle=self.app.settings.ca_bundle)
+                self._transport_pid = pid
+            return self._transport
+
+    def close(self) -> None:
+        """Close this process's HTTP sessions, if a worker task opened any."""
+        with self._lock:
+            transport, self._transport = self._transport, None
+            owned = self._transport_pid == os.getpid()
+        if transport is not None and owned:
+            transport.close()
+
+
+_fallback_lock = threading.Lock()
+
+
+def _worker_dispatcher(app: Thorn) -> CeleryDispatcher:
+    """The app's Celery dispatcher, or (for a worker configured with another dispatcher) one
+    kept on the app object so that it is closed with it."""
+    dispatcher = app.dispatcher
+    if isinstance(dispatcher, CeleryDispatcher):
+        return dispatcher
+    with _fallback_lock:
+        found: CeleryDispatcher | None = getattr(app, "_thorn_celery_worker", None)
+        if found is None:
+            found = CeleryDispatcher(app)
+            app._thorn_celery_worker = found  # type: ignore[attr-defined]
+        return found
+
+
+class _Batch:
+    """Deliveries of some messages, sent in order by one task, each failed one retried alone."""
+
+    def __init__(self, task: Any, app: Thorn, messages: Sequence[Mapping[str, Any]]) -> None:
+        self.task = task
+        self.app = app
+        self.raw = messages
+        self.messages = [EventMessage.from_dict(m) for m in messages]
+        self.dispatcher = _worker_dispatcher(app)
+        self._results: dict[int, SendResult] = {}
+        self._bodies: dict[tuple[int, str], bytes | None] = {}
+
+    def publish(self, deliveries: Sequence[WireDelivery], countdown: float | None = None) -> None:
+        """Publish ``deliveries`` as one ``thorn.deliver`` task, with the messages they need."""
+        used = sorted({d[0] for d in deliveries})
+        index = {old: new for new, old in enumerate(used)}
+        payload = {
+            "messages": [self.raw[i] for i in used],
+            "deliveries": [[index[d[0]], *d[1:]] for d in deliveries],
+        }
+        self.task.app.send_task(
+            DELIVER_TASK,
+            args=[payload],
+            countdown=countdown,
+            serializer="json",
+            ignore_result=True,
+            **self.dispatcher.route(),
+        )
+
+    def plan(self) -> list[WireDelivery]:
+        """Resolve every message's subscribers; the deliveries sorted by URL (hosts together)."""
+        planned: list[tuple[str, WireDelivery]] = []
+        for i, message in enumerate(self.messages):
+            for subscriber in resolve_subscribers(self.app, message):
+                wire = [i, subscriber.as_dict(), delivery_id_for(message, subscriber), 1]
+                planned.append((subscriber.url, wire))
+        planned.sort(key=lambda item: item[0])
+        return [wire for _, wire in planned]
+
+    def _result(self, i: int) -> SendResult:
+        result = self._results.get(i)
+        if result is None:
+            result = self._results[i] = SendResult(self.messages[i], state="queued")
+        return result
+
+    def _body(self, i: int, content_type: str) -> bytes | None:
+        key = (i, content_type)
+        if key not in self._bodies:
+            self._bodies[key] = encode_body(self.app, self.messages[i], content_type)
+        return self._bodies[key]
+
+    def deliver(self, deliveries: Sequence[WireDelivery]) -> None:
+        """Send each delivery in order, on this thread's session; schedule retries of failures."""
+        app = self.app
+        settings = app.settings
+        transport = self.dispatcher.transport
+        max_redirects = settings.max_redirects if settings.allow_redirects else 0
+        for wire in deliveries:
+            i, subscriber_data, delivery_id, attempt = wire
+            message = self.messages[i]
+            subscriber = Subscriber.from_dict(subscriber_data)
+            try:
+                body = self._body(i, subscriber.content_type)
+            except SerializationError as exc:
+                failed = Delivery(
+                    id=delivery_id,
+                    event=message.event,
+                    subscriber=subscriber,
+                    ok=False,
+                    attempts=0,
+                    error=str(exc),
+                    exception=exc,
+                )
+                self._result(i).record(app, failed)
+                continue
+            if body is None:
+                self._result(i).record(app, no_codec_delivery(message, subscriber, delivery_id))
+                continue
+            request = signed_request(app, message, subscriber, body, delivery_id)
+            delivery = deliver(
+                request,
+                transport,
+                app.validators_for(message),
+                max_body=settings.response_max_bytes,
+                resolver=app.resolver,
+                attempt=attempt,
+                max_redirects=max_redirects,
+            )
+            self._result(i).record(app, delivery)
+            if not delivery.ok:
+                self._maybe_retry(message, delivery, wire)
+
+    def _maybe_retry(self, message: EventMessage, delivery: Delivery, wire: WireDelivery) -> None:
+        delay = RetryPolicy.for_message(message, self.app.settings).next_delay(delivery)
+        if delay is None:
+            return
+        i, subscriber_data, delivery_id, attempt = wire
+        self.publish([[i, subscriber_data, delivery_id, attempt + 1]], countdown=delay)
+        logger.info(
+            "Thorn delivery %s of %s to %s failed (%s); attempt %d in %.1f s",
+            delivery.id,
+            delivery.event,
+            delivery.url,
+            delivery.error,
+            attempt + 1,
+            delay,
+        )
+        if signals.delivery_retrying.receivers:
+            try:
+                signals.delivery_retrying.send(self.app, delivery=delivery, delay=delay)
+            except Exception:
+                logger.exception("A receiver of delivery_retrying failed for %s", delivery.id)
+
+
+@shared_task(name=DISPATCH_TASK, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
+def dispatch_events(self: Any, messages: list[dict[str, Any]]) -> None:
+    """Resolve the subscribers of sent events and deliver to them, or publish them in chunks.
+
+    The worker's Thorn app is :func:`thorn_core.current_app` (configure it at worker start-up
+    with the same settings as the web processes). A failure to resolve subscribers (a database
+    that is down) retries the whole task later; no delivery was made yet.
+    """
+    app = current_app()
+    batch = _Batch(self, app, messages)
+    try:
+        planned = batch.plan()
+    except Exception as exc:
+        policy = RetryPolicy.from_settings(app.settings)
+        retries = int(self.request.retries or 0)
+        if not policy.retry or retries >= policy.max_retries:
+            raise
+        raise self.retry(
+            exc=exc, countdown=policy.backoff(retries + 1), max_retries=policy.max_retries
+        ) from exc
+    chunksize = app.settings.chunksize
+    if len(planned) <= chunksize:
+        batch.deliver(planned)
+        return
+    for chunk in _chunks(planned, chunksize):
+        batch.publish(chunk)
+
+
+@shared_task(name=DELIVER_TASK, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
+def deliver_chunk(self: Any, payload: dict[str, Any]) -> None:
+    """Send a chunk of deliveries (sorted by URL) in order; retry each failure alone."""
+    batch = _Batch(self, current_app(), payload["messages"])
+    batch.deliver(payload["deliveries"])

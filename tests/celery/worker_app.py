@@ -1,0 +1,53 @@
+"""The Celery app and Thorn app of the worker subprocesses the tests start (``celery -A``).
+
+It is configured as a deployment would configure its workers: the Celery app names its
+broker and includes Thorn's tasks; the Thorn app is built at import, before the worker
+starts, with the same settings as the publishing side. Each process that runs a Thorn task
+leaves a file named after its pid in ``THORN_TEST_PID_DIR``, so a test knows whom to kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from celery.signals import task_prerun
+
+from celery import Celery
+from thorn_core import Thorn
+
+celery_app = Celery(
+    "thorn-test-worker",
+    broker=os.environ["THORN_TEST_BROKER"],
+    include=["thorn_core.dispatchers.celery"],
+)
+celery_app.conf.update(
+    broker_connection_retry_on_startup=True,
+    worker_prefetch_multiplier=1,
+    # Redis: a message a dead worker held is visible again after 2 s (the default is one
+    # hour), and workers look for such messages every second.
+    broker_transport_options={
+        "visibility_timeout": 2,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    },
+)
+
+thorn = Thorn(
+    {
+        "THORN_DISPATCHER": "celery",
+        "THORN_CELERY_APP": celery_app,
+        "THORN_CELERY_QUEUE": os.environ["THORN_TEST_QUEUE"],
+        "THORN_RECIPIENT_VALIDATORS": json.loads(os.environ["THORN_TEST_VALIDATORS"]),
+        "THORN_RETRY_DELAY": 0.2,
+    }
+)
+
+_pid_dir = Path(os.environ["THORN_TEST_PID_DIR"])
+
+
+@task_prerun.connect(weak=False)
+def _record_pid(**_: Any) -> None:
+    (_pid_dir / str(os.getpid())).touch()
