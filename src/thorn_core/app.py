@@ -8,18 +8,28 @@ from typing import TYPE_CHECKING, Any
 
 from .binding import BlinkerBinding, ModelBinding
 from .codecs import JSON_CONTENT_TYPE, Codec, build_codecs
+from .delivery import Delivery, DeliveryRequest, deliver
 from .dispatchers import Dispatcher, DispatcherFactory, resolve
 from .exceptions import SerializationError
 from .message import EventMessage
 from .settings import Settings
 from .signing import load_signer
 from .subscribers import DeactivatingSource, StaticSubscribers, Subscriber, SubscriberSource
-from .validators import Resolver, default_validators, load_validators, system_resolver
+from .validators import (
+    RecipientCache,
+    Resolver,
+    ValidatorSet,
+    compile_validators,
+    default_validators,
+    load_validators,
+    system_resolver,
+)
 
 if TYPE_CHECKING:
     from .buffer import EventBuffer
     from .events import Event
     from .results import SendResult
+    from .transport import Transport
 
 __all__ = ["Thorn", "current_app"]
 
@@ -96,7 +106,9 @@ class Thorn:
         self._dispatcher_factory: DispatcherFactory = dispatcher_factory
         self.codecs: dict[str, Codec] = codecs
         self.signer = signer
-        self.validators: tuple[Any, ...] = tuple(validators)
+        self.validators: ValidatorSet = compile_validators(validators)
+        #: Approved recipients, kept for ``THORN_DNS_CACHE_TTL`` seconds.
+        self.recipients = RecipientCache(new.dns_cache_ttl, self.resolver)
         self.static_subscribers = static
         self._dispatcher = None
         if old is not None:
@@ -160,11 +172,34 @@ class Thorn:
             )
         return done
 
-    def validators_for(self, message: EventMessage) -> Sequence[Any]:
+    def validators_for(self, message: EventMessage) -> ValidatorSet:
         """The recipient validators that apply to a message: its event's, else the app's."""
         if message.recipient_validators is not None:
-            return message.recipient_validators
+            return compile_validators(message.recipient_validators)
         return self.validators
+
+    def deliver(
+        self,
+        request: DeliveryRequest,
+        transport: Transport,
+        message: EventMessage,
+        *,
+        attempt: int = 1,
+    ) -> Delivery:
+        """Deliver one prepared request with this app's validators, limits and recipient cache.
+
+        Dispatchers call this rather than :func:`~thorn_core.delivery.deliver` directly.
+        """
+        settings = self.settings
+        return deliver(
+            request,
+            transport,
+            self.validators_for(message),
+            max_body=settings.response_max_bytes,
+            attempt=attempt,
+            max_redirects=settings.max_redirects if settings.allow_redirects else 0,
+            recipients=self.recipients,
+        )
 
     def validate_payload(self, data: Any) -> None:
         """Encode ``data`` as JSON and drop the result, so that bad input fails at ``send()``.

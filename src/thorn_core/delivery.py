@@ -19,7 +19,14 @@ from .exceptions import (
 )
 from .subscribers import Subscriber
 from .transport import Transport
-from .validators import Resolver, system_resolver, validate_recipient
+from .validators import (
+    RecipientCache,
+    Resolver,
+    ValidatorSet,
+    compile_validators,
+    system_resolver,
+    validate_recipient,
+)
 
 __all__ = [
     "REDIRECT_STATUSES",
@@ -108,20 +115,23 @@ class Delivery:
 def deliver(
     request: DeliveryRequest,
     transport: Transport,
-    validators: Sequence[Any],
+    validators: ValidatorSet | Sequence[Any],
     *,
     max_body: int,
     resolver: Resolver = system_resolver,
     attempt: int = 1,
     max_redirects: int = 0,
+    recipients: RecipientCache | None = None,
 ) -> Delivery:
     """Validate the recipient, POST the request (following up to ``max_redirects`` validated
     hops), and record what happened.
 
     The whole attempt, redirects included, has ``request.timeout`` seconds. Never raises for
     a delivery problem: refusal, timeout, connection error and non-2xx answers are recorded
-    on the returned :class:`Delivery`.
+    on the returned :class:`Delivery`. With ``recipients``, approvals come from that cache
+    (and its resolver) while fresh.
     """
+    checks = compile_validators(validators)
     start = time.monotonic()
     deadline = start + request.timeout
     url = request.subscriber.url
@@ -139,7 +149,10 @@ def deliver(
 
     while True:
         try:
-            recipient = validate_recipient(url, validators, resolver=resolver)
+            if recipients is not None:
+                recipient = recipients.validate(url, checks)
+            else:
+                recipient = validate_recipient(url, checks, resolver=resolver)
         except (RecipientRefused, InvalidURL) as exc:
             made = attempt if hops else attempt - 1
             return outcome(ok=False, error=str(exc), attempts=made, exception=exc)

@@ -138,6 +138,8 @@ class Settings:
     celery_app: Any = attrs.field(default=None)
     #: The queue Thorn's Celery tasks are sent to (None: the app's default routing).
     celery_queue: str | None = attrs.field(default=None, validator=_optional_str)
+    #: Seconds an approved recipient (URL, validated addresses) is reused; 0 checks every time.
+    dns_cache_ttl: float = attrs.field(default=30.0, validator=_non_negative_number)
     #: Threads the ``default`` dispatcher uses for a fan-out to many subscribers.
     pool_size: int = attrs.field(default=10, validator=_positive_int)
     #: A CA bundle path used to verify TLS instead of the system/certifi bundle.

@@ -9,6 +9,7 @@ the body is read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import socket
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -294,6 +296,21 @@ class RequestsTransport:
                 _local.attempt = None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _pool(self, session: requests.Session, scheme: str, host: str, port: int) -> Any:
+        """The session's urllib3 pool for an origin, verifying TLS against the CA bundle."""
+        pool_kwargs = None
+        if scheme == "https":
+            pool_kwargs = {"cert_reqs": "CERT_REQUIRED", "ca_certs": self._ca_certs()}
+        adapter: Any = session.get_adapter(f"{scheme}://")
+        return adapter.poolmanager.connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
+
+    def _ca_certs(self) -> str:
+        if self.ca_bundle:
+            return self.ca_bundle
+        import certifi
+
+        return str(certifi.where())
+
     def _post(
         self,
         session: requests.Session,
@@ -303,40 +320,50 @@ class RequestsTransport:
         headers: Mapping[str, str],
         max_body: int,
     ) -> TransportResponse:
-        import requests
+        from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
+        from urllib3.util import Timeout
 
         remaining = attempt.deadline - time.monotonic()
         if remaining <= 0:
             raise DeliveryTimeout(f"no time left to reach {url}")
+        scheme, host, port, path = _split(url)
         try:
-            prepared = requests.PreparedRequest()
-            prepared.prepare(method="POST", url=url, headers=dict(headers), data=body)
-            # The adapter directly: no cookies, hooks or redirect machinery (the caller
-            # validates and follows redirects itself), and less work per delivery.
-            response = session.get_adapter(url).send(
-                prepared,
-                stream=True,
-                timeout=(remaining, remaining),
-                verify=self.ca_bundle or True,
-                proxies={},
+            # The session's connection pool directly: requests' per-call work (preparing the
+            # request, cookies, hooks, redirect handling) is not needed here, since the body
+            # and headers are final and the caller validates and follows redirects itself.
+            response = self._pool(session, scheme, host, port).urlopen(
+                "POST",
+                path,
+                body=body,
+                headers=headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=Timeout(connect=remaining, read=remaining),
+                preload_content=False,
+                decode_content=False,
             )
-        except requests.Timeout as exc:
+        except TimeoutError as exc:
+            # urllib3 makes a refused connection a kind of connect timeout; it is not one.
+            if isinstance(exc, NewConnectionError) and not attempt.expired:
+                raise DeliveryConnectionError(f"cannot reach {url}: {_reason(exc)}") from exc
             raise DeliveryTimeout(f"no answer from {url} within the deadline") from exc
-        except requests.ConnectionError as exc:
+        except (HTTPError, OSError) as exc:
             if attempt.expired:
                 raise DeliveryTimeout(f"no answer from {url} within the deadline") from exc
             raise DeliveryConnectionError(f"cannot reach {url}: {_reason(exc)}") from exc
-        raw = response.raw
         try:
-            content = raw.read(max_body, decode_content=False) if max_body else b""
-            if raw.isclosed() or not raw.read(1, decode_content=False):
-                raw.release_conn()
+            content = response.read(max_body, decode_content=False) if max_body else b""
+            if response.isclosed() or not response.read(1, decode_content=False):
+                response.release_conn()
             else:
                 # More than we will read: drop the connection rather than drain it.
                 response.close()
+                response.release_conn()
         except Exception as exc:
             response.close()
-            if attempt.expired or isinstance(exc, requests.Timeout):
+            response.release_conn()
+            if attempt.expired or isinstance(exc, TimeoutError):
                 raise DeliveryTimeout(f"{url} did not finish its answer in time") from exc
             # The status line arrived; a broken body does not change the verdict.
             content = b""
@@ -345,7 +372,7 @@ class RequestsTransport:
             # timeout too, not a complete answer.
             response.close()
             raise DeliveryTimeout(f"{url} did not finish its answer in time")
-        return TransportResponse(response.status_code, response.headers, content)
+        return TransportResponse(response.status, response.headers, content)
 
     def close(self) -> None:
         """Close every session this transport opened, from any thread, and the watchdog."""
@@ -354,6 +381,18 @@ class RequestsTransport:
         for session in sessions:
             session.close()
         self._watchdog.close()
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(url: str) -> tuple[str, str, int, str]:
+    """Scheme, host, port and request target (path and query) of a validated URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return scheme, parts.hostname or "", port, path
 
 
 def _reason(exc: BaseException) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import (
     IPv4Address,
     IPv4Network,
@@ -31,14 +33,17 @@ __all__ = [
     "EnsureProtocol",
     "IPAddress",
     "IPNetwork",
+    "RecipientCache",
     "RecipientValidator",
     "Resolver",
     "Target",
     "URLValidator",
     "ValidatedRecipient",
+    "ValidatorSet",
     "allow_cidr_network",
     "block_cidr_network",
     "block_internal_ips",
+    "compile_validators",
     "default_validators",
     "ensure_port",
     "ensure_protocol",
@@ -654,9 +659,90 @@ def _resolve(target: Target, resolver: Resolver) -> tuple[IPAddress, ...]:
     return resolved
 
 
+@attrs.frozen(cache_hash=True)
+class ValidatorSet:
+    """Validators sorted by kind once, so that a delivery runs no protocol checks.
+
+    Iterating gives the validators in their configured order.
+    """
+
+    validators: tuple[RecipientValidator, ...]
+    url_checks: tuple[URLValidator, ...] = attrs.field(init=False, eq=False, repr=False)
+    address_checks: tuple[AddressValidator, ...] = attrs.field(init=False, eq=False, repr=False)
+    allow_checks: tuple[AllowValidator, ...] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        kinds = (
+            ("url_checks", URLValidator),
+            ("address_checks", AddressValidator),
+            ("allow_checks", AllowValidator),
+        )
+        for name, kind in kinds:
+            object.__setattr__(self, name, tuple(v for v in self.validators if isinstance(v, kind)))
+
+    def __iter__(self) -> Iterator[RecipientValidator]:
+        return iter(self.validators)
+
+    def __len__(self) -> int:
+        return len(self.validators)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(validators: tuple[RecipientValidator, ...]) -> ValidatorSet:
+    return ValidatorSet(validators)
+
+
+def compile_validators(
+    validators: ValidatorSet | Iterable[RecipientValidator],
+) -> ValidatorSet:
+    """The :class:`ValidatorSet` of ``validators`` (memoised: configured sets are few)."""
+    if isinstance(validators, ValidatorSet):
+        return validators
+    return _compiled(tuple(validators))
+
+
+class RecipientCache:
+    """Validated recipients kept for ``ttl`` seconds, so a busy sender resolves and checks a
+    URL once per ``ttl`` rather than once per delivery.
+
+    Only approvals are kept: a refused URL is checked again every time. Keeping an approval
+    is safe against DNS rebinding, since the connection goes to the addresses validated
+    then, not to what the name resolves to later.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, ttl: float, resolver: Resolver = system_resolver) -> None:
+        self.ttl = ttl
+        self.resolver = resolver
+        self._entries: dict[tuple[str, ValidatorSet], tuple[float, ValidatedRecipient]] = {}
+
+    def validate(self, url: str, validators: ValidatorSet) -> ValidatedRecipient:
+        """Like :func:`validate_recipient`, answered from the cache while fresh.
+
+        Raises:
+            InvalidURL, RecipientRefused: as :func:`validate_recipient`.
+        """
+        key = (url, validators)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        recipient = validate_recipient(url, validators, resolver=self.resolver)
+        if self.ttl > 0:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = (now + self.ttl, recipient)
+        return recipient
+
+    def clear(self) -> None:
+        """Forget every approval."""
+        self._entries.clear()
+
+
 def validate_recipient(
     url: str,
-    validators: Sequence[RecipientValidator],
+    validators: ValidatorSet | Sequence[RecipientValidator],
     *,
     resolver: Resolver = system_resolver,
 ) -> ValidatedRecipient:
@@ -673,9 +759,10 @@ def validate_recipient(
     """
     target = parse_target(url)
     shown = _display(url)
-    url_checks = [v for v in validators if isinstance(v, URLValidator)]
-    address_checks = [v for v in validators if isinstance(v, AddressValidator)]
-    allow_checks = [v for v in validators if isinstance(v, AllowValidator)]
+    checks = compile_validators(validators)
+    url_checks = checks.url_checks
+    address_checks = checks.address_checks
+    allow_checks = checks.allow_checks
     for url_check in url_checks:
         reason = url_check.check_url(target)
         if reason is not None:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ..delivery import Delivery, DeliveryRequest, deliver
+from ..delivery import Delivery, DeliveryRequest
 from ..fanout import Plan, plan_deliveries
 from ..transport import RequestsTransport, Transport
 
 if TYPE_CHECKING:
     from ..app import Thorn
+    from ..message import EventMessage
     from ..results import SendResult
 
 __all__ = ["DefaultDispatcher"]
@@ -29,8 +30,6 @@ class DefaultDispatcher:
     def __init__(self, app: Thorn, *, transport: Transport | None = None) -> None:
         self.app = app
         self.transport: Transport = transport or RequestsTransport(ca_bundle=app.settings.ca_bundle)
-        settings = app.settings
-        self._max_redirects = settings.max_redirects if settings.allow_redirects else 0
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -42,15 +41,8 @@ class DefaultDispatcher:
                 )
             return self._executor
 
-    def _deliver(self, request: DeliveryRequest, validators: Sequence[object]) -> Delivery:
-        return deliver(
-            request,
-            self.transport,
-            validators,
-            max_body=self.app.settings.response_max_bytes,
-            resolver=self.app.resolver,
-            max_redirects=self._max_redirects,
-        )
+    def _deliver(self, request: DeliveryRequest, message: EventMessage) -> Delivery:
+        return self.app.deliver(request, self.transport, message)
 
     def prepare(self, result: SendResult) -> None:
         """Plan the deliveries at ``send()`` time: resolve, encode once, sign.
@@ -68,18 +60,18 @@ class DefaultDispatcher:
             else plan_deliveries(self.app, result.message)
             for result in results
         ]
-        jobs: list[tuple[SendResult, DeliveryRequest, Sequence[object]]] = []
+        jobs: list[tuple[SendResult, DeliveryRequest]] = []
         for result, plan in zip(results, plans, strict=True):
             for failed in plan.failed:
                 result.record(self.app, failed)
-            validators = self.app.validators_for(result.message)
-            jobs.extend((result, request, validators) for request in plan.requests)
+            jobs.extend((result, request) for request in plan.requests)
         if len(jobs) == 1:
-            result, request, validators = jobs[0]
-            result.record(self.app, self._deliver(request, validators))
+            result, request = jobs[0]
+            result.record(self.app, self._deliver(request, result.message))
         elif jobs:
-            futures = [self._pool().submit(self._deliver, r, v) for _, r, v in jobs]
-            for (result, _, _), future in zip(jobs, futures, strict=True):
+            pool = self._pool()
+            futures = [pool.submit(self._deliver, r, result.message) for result, r in jobs]
+            for (result, _), future in zip(jobs, futures, strict=True):
                 result.record(self.app, future.result())
         for result in results:
             result.state = "delivered"
