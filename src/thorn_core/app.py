@@ -211,7 +211,11 @@ class Thorn:
         if codec is None:
             return
         try:
-            codec.encode(data)
+            check = getattr(codec, "check", None)
+            if check is not None:
+                check(data)
+            else:
+                codec.encode(data)
         except SerializationError:
             raise
         except (TypeError, ValueError) as exc:

@@ -23,6 +23,7 @@ __all__ = [
     "FormCodec",
     "JSONCodec",
     "build_codecs",
+    "check_json",
     "default_codecs",
     "json_default",
 ]
@@ -100,9 +101,13 @@ def json_default(obj: object) -> object:
     )
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=json_default)
+_SCALARS = (str, int, float, type(None))
+
+
 def _dumps(data: object) -> str:
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=json_default)
+        return _ENCODER.encode(data)
     except SerializationError:
         raise
     except (TypeError, ValueError) as exc:
@@ -110,11 +115,51 @@ def _dumps(data: object) -> str:
         raise SerializationError(f"cannot encode payload as JSON: {exc}") from exc
 
 
+def _check(value: object, active: set[int]) -> None:
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, (dict, list, tuple)):
+        marker = id(value)
+        if marker in active:
+            raise SerializationError("cannot encode payload as JSON: Circular reference detected")
+        active.add(marker)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, _SCALARS):
+                    raise SerializationError(
+                        "cannot encode payload as JSON: keys must be str, int, float, bool or "
+                        f"None, not {_type_name(key)}"
+                    )
+                _check(item, active)
+        else:
+            for item in value:
+                _check(item, active)
+        active.discard(marker)
+        return
+    _check(json_default(value), active)
+
+
+def check_json(data: object) -> None:
+    """Raise exactly when :class:`JSONCodec` would, without building the JSON text.
+
+    ``send()`` with no subscriber still checks its payload this way, at a fraction of the
+    cost of encoding it.
+
+    Raises:
+        SerializationError: naming the type that has no JSON form, or a circular reference.
+    """
+    _check(data, set())
+
+
 @attrs.frozen
 class JSONCodec:
     """Compact UTF-8 JSON, with the conversions of :func:`json_default`."""
 
     content_type: str = JSON_CONTENT_TYPE
+
+    def check(self, data: object) -> None:
+        """Raise when :meth:`encode` would; see :func:`check_json`."""
+        check_json(data)
 
     def encode(self, data: object) -> bytes:
         """Return ``data`` as compact JSON bytes.

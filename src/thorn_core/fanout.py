@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._ids import new_id
 from ._version import __version__
 from .delivery import Delivery, DeliveryRequest
 from .exceptions import SerializationError
@@ -86,7 +87,7 @@ def plan_deliveries(
     requests: list[DeliveryRequest] = []
     failed: list[Delivery] = []
     for subscriber in subscribers:
-        delivery_id = str(uuid.uuid4())
+        delivery_id = new_id()
         body = bodies.get(subscriber.content_type)
         if body is None:
             failed.append(no_codec_delivery(message, subscriber, delivery_id))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
+from ._ids import new_id
 from .codecs import JSONCodec
 from .exceptions import SerializationError
 from .subscribers import Subscriber
@@ -50,7 +50,7 @@ class EventMessage:
     recipient_validators: tuple[Any, ...] | None = None
     #: Subscribers given to the event or to this send, in addition to the app's sources.
     subscribers: tuple[Subscriber, ...] = ()
-    id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
+    id: str = attrs.field(factory=new_id)
 
     def to_dict(self, encode: Callable[[Any], bytes] | None = None) -> dict[str, Any]:
         """The message as plain JSON data, for a queue to carry; :meth:`from_dict` inverts it.

@@ -19,6 +19,7 @@ from thorn_core.codecs import (
     FormCodec,
     JSONCodec,
     build_codecs,
+    check_json,
     default_codecs,
     json_default,
 )
@@ -341,3 +342,55 @@ class TestBuildCodecs:
             FORM_CONTENT_TYPE,
             "text/plain",
         ]
+
+
+class TestCheckJSON:
+    """check_json gives the verdict of JSONCodec.encode without building the text."""
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"a": 1, "b": [1, 2.5, None, True], "c": {"d": "é"}},
+            [datetime.date(2024, 1, 2), decimal.Decimal("1.5"), uuid.UUID(int=1)],
+            {1: "int key", None: "none key", 2.5: "float key", False: "bool key"},
+            ("tuple", "is", "a", "list"),
+            "just a string",
+        ],
+    )
+    def test_accepts_what_encode_accepts(self, payload: object) -> None:
+        """Payloads that encode pass the check."""
+        JSONCodec().encode(payload)
+        check_json(payload)
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"a": object()},
+            [1, {2, 3}],
+            {"nested": [{"deep": b"bytes"}]},
+            {(1, 2): "tuple key"},
+        ],
+    )
+    def test_refuses_what_encode_refuses(self, payload: object) -> None:
+        """Payloads that do not encode fail the check, naming the offending type."""
+        with pytest.raises(SerializationError) as encoded:
+            JSONCodec().encode(payload)
+        with pytest.raises(SerializationError) as checked:
+            check_json(payload)
+        for word in ("object", "set", "bytes", "tuple"):
+            if word in str(encoded.value):
+                assert word in str(checked.value)
+
+    def test_circular_reference(self) -> None:
+        """A payload that contains itself is refused by both."""
+        loop: list[object] = []
+        loop.append(loop)
+        with pytest.raises(SerializationError, match=r"[Cc]ircular"):
+            JSONCodec().encode(loop)
+        with pytest.raises(SerializationError, match=r"[Cc]ircular"):
+            check_json(loop)
+
+    def test_shared_objects_are_not_circular(self) -> None:
+        """The same list twice in one payload is fine."""
+        shared = [1, 2]
+        check_json({"a": shared, "b": shared})
