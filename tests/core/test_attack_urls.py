@@ -14,8 +14,8 @@ from ipaddress import ip_address
 from typing import Any
 
 import pytest
-from _hostile import Listener, LoopbackOnlyDispatcher
 
+from tests.core._hostile import Listener, LoopbackOnlyDispatcher
 from thorn_core import Event, Subscriber, Thorn
 from thorn_core.delivery import Delivery
 from thorn_core.exceptions import InvalidSubscriber, InvalidURL, RecipientRefused

@@ -52,7 +52,7 @@ class TestLookup:
 
     def test_module_path(self, make_app):
         """``module:Class`` loads a dispatcher class from any importable module."""
-        app = make_app({"THORN_DISPATCHER": "_recording_dispatcher:RecordingDispatcher"})
+        app = make_app({"THORN_DISPATCHER": "tests.core._recording_dispatcher:RecordingDispatcher"})
 
         result = Event("user.created", app=app).send({"id": 1})
 
@@ -63,7 +63,7 @@ class TestLookup:
 
     def test_app_closes_a_custom_dispatcher(self, make_app):
         """app.close() calls the dispatcher's close()."""
-        app = make_app({"THORN_DISPATCHER": "_recording_dispatcher:RecordingDispatcher"})
+        app = make_app({"THORN_DISPATCHER": "tests.core._recording_dispatcher:RecordingDispatcher"})
         dispatcher = app.dispatcher
 
         app.close()
@@ -72,7 +72,7 @@ class TestLookup:
 
     def test_class_object(self, make_app):
         """A dispatcher class may be given directly instead of a name."""
-        from _recording_dispatcher import RecordingDispatcher
+        from tests.core._recording_dispatcher import RecordingDispatcher
 
         app = make_app({"THORN_DISPATCHER": RecordingDispatcher})
 
@@ -82,9 +82,9 @@ class TestLookup:
         ("value", "message"),
         [
             ("_no_such_module:Dispatcher", "cannot import '_no_such_module'"),
-            ("_recording_dispatcher:Missing", "has no 'Missing'"),
-            ("_recording_dispatcher:NOT_CALLABLE", "not callable"),
-            ("_recording_dispatcher:", "not of the form 'module:Class'"),
+            ("tests.core._recording_dispatcher:Missing", "has no 'Missing'"),
+            ("tests.core._recording_dispatcher:NOT_CALLABLE", "not callable"),
+            ("tests.core._recording_dispatcher:", "not of the form 'module:Class'"),
         ],
     )
     def test_bad_module_path(self, value, message):

@@ -17,7 +17,8 @@ from ipaddress import ip_address
 from typing import Any
 
 import pytest
-from _hostile import (
+
+from tests.core._hostile import (
     WAIT,
     Handler,
     Listener,
@@ -26,7 +27,6 @@ from _hostile import (
     TCPServer,
     response_head,
 )
-
 from thorn_core import Event, Subscriber, Thorn
 from thorn_core.delivery import Delivery
 from thorn_core.exceptions import InvalidURL, RecipientRefused

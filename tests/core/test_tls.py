@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import trustme
-from _hostile import LoopbackOnlyDispatcher
 
+from tests.core._hostile import LoopbackOnlyDispatcher
 from thorn_core import Event, Thorn
 from thorn_core.delivery import Delivery
 
