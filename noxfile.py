@@ -18,6 +18,16 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def tests_celery(session: nox.Session) -> None:
+    """The Celery dispatcher with real workers on Redis and RabbitMQ (127.0.0.1).
+
+    A broker that is not running skips its tests locally; with CI=true they fail instead.
+    """
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/celery", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff: lint and format check."""
     session.install("ruff>=0.6")
@@ -27,6 +37,6 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on thorn_core."""
-    session.install("-e", ".", "mypy>=1.10", "types-requests")
+    """mypy --strict on thorn_core (with Celery, which the celery dispatcher imports)."""
+    session.install("-e", ".[celery]", "mypy>=1.10", "types-requests")
     session.run("mypy")

@@ -8,59 +8,34 @@ worker in another process skip on it.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
+import contextlib
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 pytest.importorskip("celery", reason="the Celery tests need celery (pip install '.[test]')")
 
-import contextlib
-
+from _celery_support import (
+    BROKERS,
+    IN_CI,
+    LOOPBACK_VALIDATORS,
+    WAIT,
+    PortServer,
+    RecordingSource,
+    WorkerProcess,
+    reachable,
+    stop_promptly,
+)
 from celery.contrib.testing.worker import start_worker
+from kombu import Exchange, Queue
 
 from celery import Celery
-from thorn_core import Subscriber, Thorn
+from thorn_core import Thorn
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
-
-HERE = Path(__file__).resolve().parent
-#: Seconds a test waits for something that should happen soon.
-WAIT = 15.0
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-BROKERS = {
-    "redis": "redis://127.0.0.1:6379/0",
-    "amqp": "amqp://guest:guest@127.0.0.1:5672//",
-}
-#: Recipient validators as specs (so a worker subprocess can be given them): the safety
-#: checks stay on, with 127.0.0.0/8 allowed for the receivers of these tests.
-LOOPBACK_VALIDATORS = (
-    ["ensure_protocol", ["http", "https"]],
-    ["block_internal_ips", []],
-    ["allow_cidr_network", ["127.0.0.0/8"]],
-)
-
-
-def reachable(url: str) -> bool:
-    """Whether something listens at the host and port of ``url``."""
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname, parts.port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -95,9 +70,18 @@ def queue() -> str:
 
 
 def delete_queue(capp: Celery, queue: str) -> None:
-    """Remove ``queue`` from the broker (it holds nothing the next test wants)."""
+    """Remove ``queue`` and the exchange Celery made for it from the broker.
+
+    The queue is declared first: kombu's virtual transports (Redis) delete only the queues
+    this channel knows.
+    """
+    exchange = Exchange(queue, type="direct")
     with capp.connection_for_write() as connection:
-        connection.default_channel.queue_delete(queue)
+        channel = connection.default_channel
+        bound = Queue(queue, exchange, routing_key=queue)(channel)
+        bound.declare()
+        bound.delete()
+        exchange(channel).delete()
 
 
 @pytest.fixture
@@ -142,28 +126,23 @@ def make_thorn(celery_app: Celery, queue: str) -> Iterator[Callable[..., Thorn]]
 def run_worker(celery_app: Celery, queue: str) -> Callable[..., Any]:
     """Start an in-process worker (threads pool) on the test's queue, as a context manager."""
 
-    def run(concurrency: int = 4) -> Any:
-        return start_worker(
+    @contextlib.contextmanager
+    def run(concurrency: int = 4) -> Iterator[Any]:
+        with start_worker(
             celery_app,
             pool="threads",
             concurrency=concurrency,
             perform_ping_check=False,
             queues=[queue],
             shutdown_timeout=WAIT,
-        )
+        ) as worker:
+            # The event loop notices the stop request only when its poll returns, which an
+            # idle AMQP connection delays by up to 10 s; a short timer keeps the poll short.
+            if worker.hub is not None:
+                worker.hub.call_repeatedly(0.1, lambda: None)
+            yield worker
 
     return run
-
-
-def stop_promptly(stop: Callable[[], None], url: str) -> None:
-    """Call ``stop`` and wake the server's poll meanwhile, so teardown does not idle."""
-    parts = urlsplit(url)
-    stopper = threading.Thread(target=stop)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection((parts.hostname, parts.port), timeout=0.1).close()
-        stopper.join(0.01)
 
 
 @pytest.fixture
@@ -187,66 +166,16 @@ def receiver(make_receiver: Callable[..., WebhookReceiver]) -> WebhookReceiver:
     return make_receiver()
 
 
-class RecordingSource:
-    """A stored-subscriber source (as an ORM adapter provides) that records every lookup."""
-
-    def __init__(self, subscribers: Iterable[Subscriber] = ()) -> None:
-        self.subscribers = list(subscribers)
-        self.lookups: list[str] = []
-
-    def matching(
-        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
-    ) -> list[Subscriber]:
-        """The subscribers that accept ``sender`` (the tests use one pattern); note the lookup."""
-        self.lookups.append(event)
-        return [s for s in self.subscribers if s.user is None or s.user == sender]
-
-
 @pytest.fixture
 def recording_source() -> type[RecordingSource]:
     """The :class:`RecordingSource` class."""
     return RecordingSource
 
 
-class _PortHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _PortServer
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.server.record(self.path, self.client_address[1])
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet."""
-
-
-class _PortServer(ThreadingHTTPServer):
-    """A keep-alive HTTP/1.1 server that records each request's path and client port."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _PortHandler)
-        self.requests: list[tuple[str, int]] = []
-        self.lock = threading.Lock()
-
-    def record(self, path: str, port: int) -> None:
-        with self.lock:
-            self.requests.append((path, port))
-
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
 @pytest.fixture
-def port_server() -> Iterator[_PortServer]:
+def port_server() -> Iterator[PortServer]:
     """A receiver that records the client port of every request (one port per connection)."""
-    server = _PortServer()
+    server = PortServer()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()
@@ -256,69 +185,9 @@ def port_server() -> Iterator[_PortServer]:
     server.server_close()
 
 
-class WorkerProcess:
-    """A ``celery worker`` subprocess on the test's broker and queue (tests/celery/worker_app)."""
-
-    def __init__(self, broker: str, queue: str, pool: str, concurrency: int, pid_dir: Path) -> None:
-        self.pid_dir = pid_dir
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-            "THORN_TEST_BROKER": broker,
-            "THORN_TEST_QUEUE": queue,
-            "THORN_TEST_PID_DIR": str(pid_dir),
-            "THORN_TEST_VALIDATORS": json.dumps(LOOPBACK_VALIDATORS),
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker_app:celery_app",
-            "worker",
-            f"--pool={pool}",
-            f"--concurrency={concurrency}",
-            f"--queues={queue}",
-            f"--hostname=thorn-test-{uuid.uuid4().hex[:8]}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "--loglevel=WARNING",
-        ]
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            command,
-            cwd=HERE,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-
-    def task_pids(self) -> set[int]:
-        """The pids of the processes that started a Thorn task so far."""
-        return {int(p.name) for p in self.pid_dir.iterdir() if p.name.isdigit()}
-
-    def kill(self) -> None:
-        """SIGKILL the worker and every process of its group (no warm or cold shutdown)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(WAIT)
-
-    def stop(self) -> str:
-        """Stop the worker (warm shutdown, then SIGKILL); return its stderr."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode(errors="replace")
-
-
 @pytest.fixture
 def worker_process(
-    broker: str, queue: str, tmp_path: Path
+    broker: str, queue: str, celery_app: Celery, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Start ``celery worker`` subprocesses; skipped on the in-memory broker (one process)."""
     if broker == "memory://":
@@ -335,12 +204,3 @@ def worker_process(
     yield start
     for worker in started:
         worker.stop()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(0.02)

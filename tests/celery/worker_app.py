@@ -13,10 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_ready
 
 from celery import Celery
 from thorn_core import Thorn
+
+_queue = os.environ["THORN_TEST_QUEUE"]
 
 celery_app = Celery(
     "thorn-test-worker",
@@ -28,10 +30,15 @@ celery_app.conf.update(
     worker_prefetch_multiplier=1,
     # Redis: a message a dead worker held is visible again after 2 s (the default is one
     # hour), and workers look for such messages every second.
+    # The unacknowledged-message bookkeeping is this test's own, so the short timeout never
+    # touches the messages of other Celery users of the same Redis.
     broker_transport_options={
         "visibility_timeout": 2,
         "unacked_restore_interval": 1,
         "unacked_restore_throttle": 1,
+        "unacked_key": f"{_queue}.unacked",
+        "unacked_index_key": f"{_queue}.unacked_index",
+        "unacked_mutex_key": f"{_queue}.unacked_mutex",
     },
 )
 
@@ -39,7 +46,7 @@ thorn = Thorn(
     {
         "THORN_DISPATCHER": "celery",
         "THORN_CELERY_APP": celery_app,
-        "THORN_CELERY_QUEUE": os.environ["THORN_TEST_QUEUE"],
+        "THORN_CELERY_QUEUE": _queue,
         "THORN_RECIPIENT_VALIDATORS": json.loads(os.environ["THORN_TEST_VALIDATORS"]),
         "THORN_RETRY_DELAY": 0.2,
     }
@@ -51,3 +58,12 @@ _pid_dir = Path(os.environ["THORN_TEST_PID_DIR"])
 @task_prerun.connect(weak=False)
 def _record_pid(**_: Any) -> None:
     (_pid_dir / str(os.getpid())).touch()
+
+
+@worker_ready.connect(weak=False)
+def _short_poll(sender: Any = None, **_: Any) -> None:
+    # The event loop sees a shutdown request only when its poll returns, which an idle AMQP
+    # connection delays by up to 10 s; a short timer keeps warm shutdowns quick.
+    hub = getattr(sender, "hub", None)
+    if hub is not None:
+        hub.call_repeatedly(0.1, lambda: None)

@@ -1,4 +1,4 @@
-"""A dispatcher for tests, loaded through ``THORN_DISPATCHER="tests.core._recording_dispatcher:..."``."""
+"""A test dispatcher: ``THORN_DISPATCHER="tests.core._recording_dispatcher:..."``."""
 
 from __future__ import annotations
 

@@ -128,6 +128,12 @@ def delivery_id_for(message: EventMessage, subscriber: Subscriber) -> str:
     return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{message.id} {subscriber.uuid}"))
 
 
+def _events_repr(messages: Sequence[Mapping[str, Any]]) -> str:
+    """What Celery logs and shows to monitors for a message: ids and names, never the payload
+    or the subscribers' secrets (and cheaper than Celery's own repr of the arguments)."""
+    return "[" + ", ".join(f"<Thorn event {m['event']} {m['id']}>" for m in messages) + "]"
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -183,7 +189,13 @@ class CeleryDispatcher:
         route = self.route()
         for chunk in _chunks(bodies, self.app.settings.chunksize):
             self.celery.send_task(
-                DISPATCH_TASK, args=[list(chunk)], serializer="json", ignore_result=True, **route
+                DISPATCH_TASK,
+                args=[list(chunk)],
+                serializer="json",
+                ignore_result=True,
+                argsrepr=_events_repr(chunk),
+                kwargsrepr="{}",
+                **route,
             )
         for result in results:
             result.state = "queued"
@@ -252,6 +264,8 @@ class _Batch:
             countdown=countdown,
             serializer="json",
             ignore_result=True,
+            argsrepr=f"[<Thorn deliveries {', '.join(d[2] for d in deliveries)}>]",
+            kwargsrepr="{}",
             **self.dispatcher.route(),
         )
 
@@ -358,7 +372,11 @@ def dispatch_events(self: Any, messages: list[dict[str, Any]]) -> None:
         if not policy.retry or retries >= policy.max_retries:
             raise
         raise self.retry(
-            exc=exc, countdown=policy.backoff(retries + 1), max_retries=policy.max_retries
+            exc=exc,
+            countdown=policy.backoff(retries + 1),
+            max_retries=policy.max_retries,
+            argsrepr=_events_repr(messages),
+            kwargsrepr="{}",
         ) from exc
     chunksize = app.settings.chunksize
     if len(planned) <= chunksize:
