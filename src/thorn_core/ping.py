@@ -1,0 +1,45 @@
+"""Test pings: deliver one event to exactly one subscriber now, for admins and CLIs."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from .events import Event
+from .fanout import plan_deliveries
+from .transport import RequestsTransport
+
+if TYPE_CHECKING:
+    from .app import Thorn
+    from .delivery import Delivery
+    from .subscribers import Subscriber
+
+__all__ = ["PING_EVENT", "ping"]
+
+#: The event name of test pings; receivers can recognise and acknowledge them.
+PING_EVENT = "thorn.ping"
+
+
+def ping(
+    app: Thorn, subscriber: Subscriber, *, event: str = PING_EVENT, data: Any = None
+) -> Delivery:
+    """Deliver ``event`` (a ping by default) to ``subscriber`` alone, in this process.
+
+    The subscriber's pattern is not consulted and no other subscriber receives it; the
+    delivery is signed, validated and limited like any other, whatever the dispatcher.
+    """
+    if data is None:
+        data = {
+            "ping": True,
+            "subscription": str(subscriber.uuid),
+            "sent_at": datetime.datetime.now(datetime.timezone.utc),
+        }
+    message = Event(event, app=app).prepare(data, app=app)
+    plan = plan_deliveries(app, message, [subscriber])
+    if plan.failed:
+        return plan.failed[0]
+    transport = RequestsTransport(ca_bundle=app.settings.ca_bundle)
+    try:
+        return app.deliver(plan.requests[0], transport, message)
+    finally:
+        transport.close()
