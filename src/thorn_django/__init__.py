@@ -1,0 +1,1 @@
+"""Thorn for Django: the app, Subscriber model, model events, REST API, admin and checks."""

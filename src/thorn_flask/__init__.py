@@ -1,0 +1,1 @@
+"""Thorn for Flask: the extension, SQLAlchemy subscribers and model events, API and CLI."""
