@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import signals
 from .binding import BlinkerBinding, ModelBinding
 from .codecs import JSON_CONTENT_TYPE, Codec, build_codecs
 from .delivery import Delivery, DeliveryRequest, deliver
@@ -160,8 +161,6 @@ class Thorn:
         Returns whether a source deactivated it. A static subscriber stays off for the life
         of this app's configuration; a stored one as long as its store keeps it so.
         """
-        from . import signals
-
         done = False
         for source in (self.static_subscribers, *self._sources):
             if isinstance(source, DeactivatingSource) and source.deactivate(subscriber, reason):
@@ -247,8 +246,6 @@ class Thorn:
 
     def dispatch(self, results: Sequence[SendResult]) -> None:
         """Hand results to the dispatcher, then signal ``event_sent`` for each."""
-        from . import signals
-
         self.dispatcher.dispatch(results)
         if signals.event_sent.receivers:
             for result in results:

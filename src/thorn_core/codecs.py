@@ -116,8 +116,8 @@ def _dumps(data: object) -> str:
 
 
 def _check(value: object, active: set[int]) -> None:
-    if isinstance(value, _SCALARS):
-        return
+    # Scalars are skipped inline: a payload is mostly scalars, and a call per value would
+    # cost more than the check itself.
     if isinstance(value, (dict, list, tuple)):
         marker = id(value)
         if marker in active:
@@ -130,13 +130,15 @@ def _check(value: object, active: set[int]) -> None:
                         "cannot encode payload as JSON: keys must be str, int, float, bool or "
                         f"None, not {_type_name(key)}"
                     )
-                _check(item, active)
+                if not isinstance(item, _SCALARS):
+                    _check(item, active)
         else:
             for item in value:
-                _check(item, active)
+                if not isinstance(item, _SCALARS):
+                    _check(item, active)
         active.discard(marker)
-        return
-    _check(json_default(value), active)
+    elif not isinstance(value, _SCALARS):
+        _check(json_default(value), active)
 
 
 def check_json(data: object) -> None:

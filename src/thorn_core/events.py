@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .app import Thorn, current_app
@@ -14,6 +15,11 @@ from .subscribers import Subscriber, sender_key, subscribers_from
 from .validators import load_validators
 
 __all__ = ["Event"]
+
+
+#: Shared by every send without them (read-only).
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+_NO_CALLBACKS = Callbacks()
 
 
 def _subscribers(value: object, event: str) -> tuple[Subscriber, ...]:
@@ -105,7 +111,7 @@ class Event:
             sender=sender_key(sender),
             headers={**self.headers, **send_headers} if send_headers else self.headers,
             timeout=timeout or self.timeout or settings.event_timeout,
-            context=dict(context) if context else {},
+            context=dict(context) if context else _NO_CONTEXT,
             retry=settings.retry if self.retry is None else self.retry,
             retry_max=settings.retry_max if self.retry_max is None else self.retry_max,
             retry_delay=settings.retry_delay if self.retry_delay is None else self.retry_delay,
@@ -172,7 +178,12 @@ class Event:
             SerializationError: the payload cannot be encoded; nothing is sent.
         """
         app = app or self.app
-        result = SendResult(message, callbacks=Callbacks(on_success, on_error, on_timeout))
+        callbacks = (
+            Callbacks(on_success, on_error, on_timeout)
+            if on_success or on_error or on_timeout
+            else _NO_CALLBACKS
+        )
+        result = SendResult(message, callbacks=callbacks)
         app.prepare(result)
         buffer = app.active_buffer()
         if buffer is not None:
