@@ -60,7 +60,9 @@ def main() -> None:
     """Run the suite, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks it works")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json"
+    )
     args = parser.parse_args()
     scale = 0.02 if args.quick else 1.0
 
@@ -90,8 +92,12 @@ def main() -> None:
     try:
         for name, scenario in [("c.hand", "hand"), ("c.thorn", "thorn")]:
             results[name] = run(
-                scenario, slow, subscribers=10, events=n(15 if scenario == "hand" else 100),
-                reps=3 if not args.quick else 2, warmup=2,
+                scenario,
+                slow,
+                subscribers=10,
+                events=n(15 if scenario == "hand" else 100),
+                reps=3 if not args.quick else 2,
+                warmup=2,
             )
     finally:
         slow.stop()
@@ -101,7 +107,12 @@ def main() -> None:
     for store in stores:
         for stored in (10, 10000):
             results[f"d.{store}.{stored}"] = run(
-                "nosub", None, store=store, stored=stored, events=n(3000), reps=reps,
+                "nosub",
+                None,
+                store=store,
+                stored=stored,
+                events=n(3000),
+                reps=reps,
                 warmup=n(300),
             )
 

@@ -26,8 +26,9 @@ class Counter:
         self.posts = 0
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: Counter,
-                  delay: float) -> None:
+async def _handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: Counter, delay: float
+) -> None:
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -79,7 +80,7 @@ class ReceiverProcess:
 
     def count(self) -> int:
         """POSTs the receiver has answered."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=5) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=5) as r:
             return int(r.read())
 
     def wait_for(self, expected: int, timeout: float = 10.0) -> int:

@@ -26,22 +26,36 @@ def _rows(count: int, matching: int, event: str, url: str) -> list[tuple[Any, ..
     for i in range(count):
         # Non-matching subscribers spread over many other patterns, as on a real site.
         pattern = event if i < matching else f"svc{i % 997}.{'*' if i % 2 else f'e{i}'}"
-        rows.append((str(uuid.uuid4()), pattern, url, None, f"secret-{i}", "sha256",
-                     "application/json"))
+        rows.append(
+            (str(uuid.uuid4()), pattern, url, None, f"secret-{i}", "sha256", "application/json")
+        )
     return rows
 
 
 def _subscriber(row: tuple[Any, ...]) -> Subscriber:
     uuid_, event, url, owner, secret, digest, content_type = row
-    return Subscriber(uuid=uuid_, event=event, url=url, user=owner, hmac_secret=secret,
-                      hmac_digest=digest, content_type=content_type)
+    return Subscriber(
+        uuid=uuid_,
+        event=event,
+        url=url,
+        user=owner,
+        hmac_secret=secret,
+        hmac_digest=digest,
+        content_type=content_type,
+    )
 
 
 class SQLiteSubscribers:
     """Subscribers in an in-memory SQLite table with an index on ``event``."""
 
-    def __init__(self, count: int, *, matching: int = 0, event: str = "user.created",
-                 url: str = "http://127.0.0.1:9/hook") -> None:
+    def __init__(
+        self,
+        count: int,
+        *,
+        matching: int = 0,
+        event: str = "user.created",
+        url: str = "http://127.0.0.1:9/hook",
+    ) -> None:
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.lock = threading.Lock()
         self.queries = 0
@@ -52,13 +66,14 @@ class SQLiteSubscribers:
         )
         self.db.execute("CREATE INDEX subscriber_event ON subscriber (event, active)")
         self.db.executemany(
-            f"INSERT INTO subscriber ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO subscriber ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             _rows(count, matching, event, url),
         )
         self.db.commit()
 
-    def matching(self, event: str, sender: Any = None,
-                 context: Mapping[str, Any] | None = None) -> list[Subscriber]:
+    def matching(
+        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
+    ) -> list[Subscriber]:
         """One indexed query by candidate patterns."""
         patterns = candidate_patterns(event)
         marks = ",".join("?" * len(patterns))
@@ -76,8 +91,15 @@ class SQLiteSubscribers:
 class PostgresSubscribers:
     """Subscribers in a PostgreSQL table (dropped on close) with an index on ``event``."""
 
-    def __init__(self, count: int, *, matching: int = 0, event: str = "user.created",
-                 url: str = "http://127.0.0.1:9/hook", dsn: str = POSTGRES_URL) -> None:
+    def __init__(
+        self,
+        count: int,
+        *,
+        matching: int = 0,
+        event: str = "user.created",
+        url: str = "http://127.0.0.1:9/hook",
+        dsn: str = POSTGRES_URL,
+    ) -> None:
         import psycopg
 
         self.conn = psycopg.connect(dsn, autocommit=True)
@@ -93,7 +115,7 @@ class PostgresSubscribers:
         self.conn.execute(f"CREATE INDEX ON {self.table} (event, active)")
         with self.conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO {self.table} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO {self.table} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",  # noqa: S608
                 _rows(count, matching, event, url),
             )
         self.conn.execute(f"ANALYZE {self.table}")
@@ -102,15 +124,17 @@ class PostgresSubscribers:
             "AND (owner IS NULL OR owner = %s)"
         )
 
-    def matching(self, event: str, sender: Any = None,
-                 context: Mapping[str, Any] | None = None) -> list[Subscriber]:
+    def matching(
+        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
+    ) -> list[Subscriber]:
         """One indexed query by candidate patterns."""
         owner = sender_key(sender)
         with self.lock:
             self.queries += 1
             rows = self.conn.execute(
-                self._query, (list(candidate_patterns(event)),
-                              None if owner is None else str(owner)), prepare=True
+                self._query,
+                (list(candidate_patterns(event)), None if owner is None else str(owner)),
+                prepare=True,
             ).fetchall()
         return [_subscriber(row) for row in rows]
 
