@@ -19,7 +19,14 @@ import pytest
 
 pytest.importorskip("celery", reason="the Celery tests need celery (pip install '.[test]')")
 
-from _celery_support import (
+from celery.contrib.testing.worker import start_worker
+from kombu import Exchange, Queue
+
+from celery import Celery
+from thorn_core import Thorn
+from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
+
+from ._celery_support import (
     BROKERS,
     IN_CI,
     LOOPBACK_VALIDATORS,
@@ -30,12 +37,6 @@ from _celery_support import (
     reachable,
     stop_promptly,
 )
-from celery.contrib.testing.worker import start_worker
-from kombu import Exchange, Queue
-
-from celery import Celery
-from thorn_core import Thorn
-from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -39,7 +39,7 @@ from celery import shared_task
 from .. import signals
 from ..app import current_app
 from ..codecs import JSON_CONTENT_TYPE, JSONCodec
-from ..delivery import Delivery, deliver
+from ..delivery import Delivery
 from ..fanout import encode_body, no_codec_delivery, resolve_subscribers, signed_request
 from ..message import EventMessage
 from ..results import SendResult
@@ -294,9 +294,7 @@ class _Batch:
     def deliver(self, deliveries: Sequence[WireDelivery]) -> None:
         """Send each delivery in order, on this thread's session; schedule retries of failures."""
         app = self.app
-        settings = app.settings
         transport = self.dispatcher.transport
-        max_redirects = settings.max_redirects if settings.allow_redirects else 0
         for wire in deliveries:
             i, subscriber_data, delivery_id, attempt = wire
             message = self.messages[i]
@@ -319,15 +317,7 @@ class _Batch:
                 self._result(i).record(app, no_codec_delivery(message, subscriber, delivery_id))
                 continue
             request = signed_request(app, message, subscriber, body, delivery_id)
-            delivery = deliver(
-                request,
-                transport,
-                app.validators_for(message),
-                max_body=settings.response_max_bytes,
-                resolver=app.resolver,
-                attempt=attempt,
-                max_redirects=max_redirects,
-            )
+            delivery = app.deliver(request, transport, message, attempt=attempt)
             self._result(i).record(app, delivery)
             if not delivery.ok:
                 self._maybe_retry(message, delivery, wire)
