@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+
 from thorn_core import Thorn
 
 celery_app = Celery(

@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from kombu import Exchange, Queue
 
-from celery import Celery
 from thorn_core import Subscriber, Thorn
 from thorn_core.patterns import candidate_patterns
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import signals
@@ -32,15 +32,43 @@ if TYPE_CHECKING:
     from .results import SendResult
     from .transport import Transport
 
-__all__ = ["Thorn", "current_app"]
+__all__ = ["Thorn", "add_app_lookup", "current_app", "remove_app_lookup"]
 
 _current_lock = threading.RLock()
 _current: Thorn | None = None
+#: Callables asked first by :func:`current_app` (see :func:`add_app_lookup`).
+_lookups: tuple[Callable[[], Thorn | None], ...] = ()
+
+
+def add_app_lookup(lookup: Callable[[], Thorn | None]) -> None:
+    """Let ``lookup()`` name the current app first; it returns None to defer to the default.
+
+    Adapters with per-application state use it: ``thorn_flask`` answers with the app of
+    the active Flask application context. Adding the same lookup twice adds it once.
+    """
+    global _lookups
+    with _current_lock:
+        if lookup not in _lookups:
+            _lookups = (*_lookups, lookup)
+
+
+def remove_app_lookup(lookup: Callable[[], Thorn | None]) -> None:
+    """Undo :func:`add_app_lookup`."""
+    global _lookups
+    with _current_lock:
+        _lookups = tuple(known for known in _lookups if known != lookup)
 
 
 def current_app() -> Thorn:
-    """The current app: the newest one built with ``set_as_current=True``, or a default one."""
+    """The current app: a lookup's answer, else the newest one built with ``set_as_current=True``.
+
+    Without either, a default app is built.
+    """
     global _current
+    for lookup in _lookups:
+        found = lookup()
+        if found is not None:
+            return found
     app = _current
     if app is None:
         with _current_lock:
@@ -158,14 +186,15 @@ class Thorn:
     ) -> bool:
         """Deactivate ``subscriber`` in every source that holds it and signal it.
 
-        Returns whether a source deactivated it. A static subscriber stays off for the life
-        of this app's configuration; a stored one as long as its store keeps it so.
+        Returns whether a source deactivated it (the signal fires only then). A static
+        subscriber stays off for the life of this app's configuration; a stored one as long
+        as its store keeps it so.
         """
         done = False
         for source in (self.static_subscribers, *self._sources):
             if isinstance(source, DeactivatingSource) and source.deactivate(subscriber, reason):
                 done = True
-        if signals.subscriber_deactivated.receivers:
+        if done and signals.subscriber_deactivated.receivers:
             signals.subscriber_deactivated.send(
                 self, subscriber=subscriber, reason=reason, delivery=delivery
             )

@@ -97,6 +97,10 @@ class ModelBinding(Protocol):
     - ``on_commit``: run ``callback`` after the current transaction commits, drop it if the
       transaction rolls back, run it at once when no transaction is open.
     - ``reverse``: turn a view name and its arguments into an absolute URL.
+
+    Optionally, ``absolute_url(url) -> str`` makes the path a model's ``get_absolute_url()``
+    returns absolute (the Django binding prefixes the current site); without it the value is
+    used as is.
     """
 
     def connect(

@@ -1,12 +1,16 @@
-"""The ``thorn`` command line: ``thorn demo`` shows webhooks arrive at a local receiver."""
+"""The ``thorn`` command line: ``demo``, ``listen``, ``send`` and ``verify``."""
 
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from typing import Any
 
 import click
 
 from ._version import __version__
+from .receiver import ReceivedWebhook, Reply, WebhookReceiver
 
 __all__ = ["main"]
 
@@ -100,3 +104,487 @@ def demo() -> None:
         )
         if verified != len(received) or len(received) != sent:
             sys.exit(1)
+
+
+# ---------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------
+
+#: Hop-by-hop and framing headers that ``thorn listen --forward`` does not copy.
+_NOT_FORWARDED = frozenset(
+    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade"}
+)
+
+#: Bytes of a response body that ``thorn send`` and ``thorn listen --forward`` show.
+_SHOWN_BODY = 200
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:_SHOWN_BODY].decode("utf-8", "replace").strip()
+    return text + (" ..." if len(body) > _SHOWN_BODY else "")
+
+
+def _pretty(content_type: str | None, body: bytes) -> str:
+    """A body for people: JSON and forms as indented JSON, anything else as text."""
+    import json
+
+    from .verification import parse_payload
+
+    try:
+        payload = parse_payload(content_type, body)
+    except (ValueError, UnicodeDecodeError):
+        payload = body
+    if isinstance(payload, bytes):
+        return payload.decode("utf-8", "replace")
+    return json.dumps(payload, indent=2, ensure_ascii=False)
+
+
+def _read_json(text: str, what: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from None
+
+
+# ---------------------------------------------------------------------------
+# thorn listen
+# ---------------------------------------------------------------------------
+
+
+class _Listener:
+    """What ``thorn listen`` does with each request: verify, print, forward, answer."""
+
+    def __init__(
+        self, secrets: tuple[str, ...], forward: str | None, tolerance: float, timeout: float
+    ) -> None:
+        self.secrets = secrets
+        self.forward = forward
+        self.tolerance = tolerance
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._session: Any = None
+
+    def _forward(self, request: ReceivedWebhook) -> tuple[Reply, str]:
+        import requests
+
+        assert self.forward is not None
+        headers = {k: v for k, v in request.headers.items() if k not in _NOT_FORWARDED}
+        with self._lock:
+            if self._session is None:
+                self._session = requests.Session()
+                self._session.trust_env = False
+            session = self._session
+        try:
+            response = session.post(
+                self.forward,
+                data=request.body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return (502, b"forwarding failed"), f"forwarding to {self.forward} failed: {exc}"
+        note = f"forwarded to {self.forward}: {response.status_code} {response.reason}"
+        return (response.status_code, response.content[:65536]), note
+
+    def __call__(self, request: ReceivedWebhook) -> Reply:
+        from .exceptions import InvalidSignature
+        from .verification import verify_request
+
+        status = "not checked (no --secret)"
+        verified = True
+        if self.secrets:
+            try:
+                verify_request(
+                    request.headers, request.body, self.secrets, tolerance=self.tolerance
+                )
+            except InvalidSignature as exc:
+                status, verified = f"INVALID: {exc}", False
+            else:
+                status = "verified"
+        reply: Reply = (200, b"ok") if verified else (401, f"invalid signature: {status}".encode())
+        note = None
+        if verified and self.forward is not None:
+            reply, note = self._forward(request)
+        stamp = time.strftime("%H:%M:%S")
+        lines = [
+            f"{stamp}  POST {request.path}  {request.event or '(no Hook-Event)'}  "
+            f"delivery {request.delivery_id or request.headers.get('webhook-id') or '?'}",
+            f"  signature: {status}",
+            *(
+                "  " + line
+                for line in _pretty(request.headers.get("content-type"), request.body).splitlines()
+            ),
+        ]
+        if note is not None:
+            lines.append(f"  {note}")
+        lines.append(f"  answered {reply[0]}")
+        with self._lock:
+            click.echo("\n".join(lines) + "\n")
+        return reply
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
+)
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    help="Verify signatures with this secret (repeat while rotating). Without it, nothing "
+    "is verified.",
+)
+@click.option(
+    "--forward",
+    metavar="URL",
+    help="Forward each verified webhook (same body and headers) to URL and answer with its "
+    "response.",
+)
+@click.option(
+    "--tolerance",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds the webhook-timestamp may be off.",
+)
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for the --forward URL.",
+)
+@click.option("--count", type=click.IntRange(min=1), help="Exit after this many webhooks.")
+def listen(
+    host: str,
+    port: int,
+    secrets: tuple[str, ...],
+    forward: str | None,
+    tolerance: float,
+    timeout: float,
+    count: int | None,
+) -> None:
+    """Receive webhooks locally and print each one: event, delivery id, signature, payload.
+
+    With --secret, a webhook whose signatures do not verify is answered 401 and not
+    forwarded. Stop with Ctrl+C.
+    """
+    from .exceptions import ImproperlyConfigured
+    from .signing import standard_webhooks_key
+
+    try:
+        for secret in secrets:
+            standard_webhooks_key(secret)
+    except ImproperlyConfigured as exc:
+        raise click.BadParameter(str(exc), param_hint="--secret") from None
+    if forward is not None and not forward.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http:// or https:// URL", param_hint="--forward")
+
+    listener = _Listener(secrets, forward, tolerance, timeout)
+    try:
+        receiver = WebhookReceiver(host, port, respond=listener)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    with receiver:
+        click.echo(f"Listening on {receiver.url()}")
+        if secrets:
+            click.echo("Signatures are verified; invalid webhooks are answered 401.")
+        else:
+            click.echo("Signatures are not verified (no --secret).")
+        if forward is not None:
+            click.echo(f"Forwarding {'verified ' if secrets else ''}webhooks to {forward}")
+        click.echo("Press Ctrl+C to stop.\n")
+        try:
+            if count is None:
+                threading.Event().wait()
+            else:
+                while True:
+                    try:
+                        receiver.wait_for(count, timeout=1.0)
+                        break
+                    except TimeoutError:
+                        continue
+        except KeyboardInterrupt:
+            click.echo("Stopped.")
+        finally:
+            listener.close()
+
+
+# ---------------------------------------------------------------------------
+# thorn send
+# ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("event")
+@click.option("--url", required=True, help="The receiver's URL.")
+@click.option(
+    "--secret", help="Signing secret (default: a new whsec_ secret, printed so you can verify)."
+)
+@click.option("--data", "data_text", metavar="JSON", help="The payload as JSON (default: {}).")
+@click.option(
+    "--data-file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the JSON payload from a file ('-' for standard input).",
+)
+@click.option(
+    "--content-type",
+    type=click.Choice(["application/json", "application/x-www-form-urlencoded"]),
+    default="application/json",
+    show_default=True,
+)
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds the delivery may take.",
+)
+@click.option(
+    "--allow-loopback",
+    is_flag=True,
+    help="Allow a receiver on this machine (127.0.0.0/8, ::1), refused by default.",
+)
+@click.option(
+    "--allow-network",
+    "networks",
+    metavar="CIDR",
+    multiple=True,
+    help="Allow a private network, refused by default (repeatable).",
+)
+def send(
+    event: str,
+    url: str,
+    secret: str | None,
+    data_text: str | None,
+    data_file: Any,
+    content_type: str,
+    timeout: float,
+    allow_loopback: bool,
+    networks: tuple[str, ...],
+) -> None:
+    """Send one signed webhook EVENT to --url and print the outcome.
+
+    The same safety checks as the library apply: addresses that are not public are refused
+    unless --allow-loopback or --allow-network opens them (which also lifts the 80/443 port
+    rule, so that local receivers on other ports can be reached).
+    """
+    from .app import Thorn
+    from .exceptions import ImproperlyConfigured, InvalidEventName, InvalidSubscriber, InvalidURL
+    from .patterns import validate_event_name
+    from .ping import ping
+    from .signing import generate_secret, standard_webhooks_key
+    from .subscribers import Subscriber
+    from .validators import allow_cidr_network, block_internal_ips, ensure_protocol
+
+    if data_text is not None and data_file is not None:
+        raise click.UsageError("give --data or --data-file, not both")
+    if data_file is not None:
+        data = _read_json(data_file.read(), "--data-file")
+    elif data_text is not None:
+        data = _read_json(data_text, "--data")
+    else:
+        data = {}
+    try:
+        validate_event_name(event)
+    except InvalidEventName as exc:
+        raise click.BadParameter(str(exc), param_hint="EVENT") from None
+
+    allowed = [*(["127.0.0.0/8", "::1/128"] if allow_loopback else []), *networks]
+    settings: dict[str, Any] = {"THORN_EVENT_TIMEOUT": timeout}
+    try:
+        if allowed:
+            settings["THORN_RECIPIENT_VALIDATORS"] = [
+                ensure_protocol("http", "https"),
+                block_internal_ips(),
+                allow_cidr_network(*allowed),
+            ]
+    except (ValueError, ImproperlyConfigured) as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-network") from None
+    generated = secret is None
+    secret = secret or generate_secret()
+    try:
+        standard_webhooks_key(secret)
+    except ImproperlyConfigured as exc:
+        raise click.BadParameter(str(exc), param_hint="--secret") from None
+    try:
+        subscriber = Subscriber(url=url, event=event, hmac_secret=secret, content_type=content_type)
+    except (InvalidSubscriber, InvalidURL) as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None
+    try:
+        with Thorn(settings, set_as_current=False) as app:
+            delivery = ping(app, subscriber, event=event, data=data)
+    except ImproperlyConfigured as exc:
+        raise click.ClickException(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(f"cannot send the payload: {exc}") from None
+
+    if generated:
+        click.echo(f"Signed with a new secret: {secret}")
+    if delivery.ok:
+        click.echo(
+            f"{event} -> {url}: {delivery.status_code} in {delivery.duration * 1000:.0f} ms "
+            f"(delivery {delivery.id})"
+        )
+        if delivery.response_body:
+            click.echo(f"response: {_excerpt(delivery.response_body)}")
+        return
+    reason = delivery.error or f"answered {delivery.status_code}"
+    if delivery.attempts == 0 and not allowed and delivery.exception is not None:
+        from .exceptions import RecipientRefused
+
+        if isinstance(delivery.exception, RecipientRefused):
+            reason += " (to send to this machine, pass --allow-loopback)"
+    raise click.ClickException(f"delivery {delivery.id} failed: {reason}")
+
+
+# ---------------------------------------------------------------------------
+# thorn verify
+# ---------------------------------------------------------------------------
+
+
+def _parse_headers(text: str) -> dict[str, str]:
+    """Headers from a JSON object or from ``Name: value`` lines (a request line is skipped)."""
+    import json
+
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            loaded = json.loads(stripped)
+        except ValueError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--headers") from None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("expected a JSON object", param_hint="--headers")
+        return {str(k).lower(): str(v) for k, v in loaded.items()}
+    headers: dict[str, str] = {}
+    for number, line in enumerate(stripped.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip() or " " in name.strip():
+            if number == 1:  # "POST /hooks HTTP/1.1" or "HTTP/1.1 200 OK"
+                continue
+            raise click.BadParameter(
+                f"line {number} is not 'Name: value': {line.strip()[:60]!r}", param_hint="--headers"
+            )
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _age(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@main.command()
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    required=True,
+    help="The subscription's secret (repeat while rotating: any may match).",
+)
+@click.option(
+    "--headers",
+    "headers_file",
+    required=True,
+    type=click.File("r", encoding="utf-8"),
+    help="The request headers: 'Name: value' lines (as curl -D writes them) or a JSON object.",
+)
+@click.option(
+    "--body",
+    "body_file",
+    required=True,
+    type=click.File("rb"),
+    help="The raw request body, byte for byte ('-' for standard input).",
+)
+@click.option(
+    "--tolerance",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds the webhook-timestamp may be off.",
+)
+@click.option(
+    "--ignore-timestamp",
+    is_flag=True,
+    help="Check the signatures only, not the timestamp's age (for old captures).",
+)
+@click.option(
+    "--digest",
+    default="sha256",
+    show_default=True,
+    type=click.Choice(["sha1", "sha224", "sha256", "sha384", "sha512"]),
+    help="The subscription's Hook-HMAC digest.",
+)
+def verify(
+    secrets: tuple[str, ...],
+    headers_file: Any,
+    body_file: Any,
+    tolerance: float,
+    ignore_timestamp: bool,
+    digest: str,
+) -> None:
+    """Check the signatures of a captured delivery: Hook-HMAC and Standard Webhooks."""
+    from .exceptions import ImproperlyConfigured, InvalidSignature
+    from .signing import verify_hook_hmac, verify_standard_webhook
+
+    headers = _parse_headers(headers_file.read())
+    body: bytes = body_file.read()
+    if "hook-hmac" not in headers and "webhook-signature" not in headers:
+        raise click.ClickException(
+            "no signature in the headers: expected Hook-HMAC or webhook-signature"
+        )
+    failures: list[str] = []
+    try:
+        if "hook-hmac" in headers:
+            try:
+                verify_hook_hmac(secrets, body, headers["hook-hmac"], digest)
+            except InvalidSignature as exc:
+                failures.append(f"Hook-HMAC: {exc}")
+                click.echo(f"Hook-HMAC ({digest}): INVALID: {exc}")
+            else:
+                click.echo(f"Hook-HMAC ({digest}): valid")
+        if "webhook-signature" in headers:
+            raw = headers.get("webhook-timestamp", "")
+            timestamp = int(raw) if raw.isascii() and raw.isdigit() else None
+            try:
+                # The signature alone first (as of its own timestamp), then the age.
+                verify_standard_webhook(secrets, headers, body, tolerance=tolerance, now=timestamp)
+            except InvalidSignature as exc:
+                failures.append(f"Standard Webhooks: {exc}")
+                click.echo(f"Standard Webhooks signature: INVALID: {exc}")
+            else:
+                click.echo("Standard Webhooks signature: valid")
+                assert timestamp is not None
+                offset = time.time() - timestamp
+                when = f"{_age(offset)} {'old' if offset >= 0 else 'in the future'}"
+                if ignore_timestamp:
+                    click.echo(f"webhook-timestamp: {when} (not checked: --ignore-timestamp)")
+                elif abs(offset) > tolerance:
+                    failures.append(
+                        f"webhook-timestamp is {when}, outside the {tolerance:g}s tolerance "
+                        f"(--ignore-timestamp checks an old capture's signatures only)"
+                    )
+                    click.echo(f"webhook-timestamp: {when}: outside the {tolerance:g}s tolerance")
+                else:
+                    click.echo(f"webhook-timestamp: {when}: within the {tolerance:g}s tolerance")
+    except ImproperlyConfigured as exc:
+        raise click.BadParameter(str(exc), param_hint="--secret") from None
+    if failures:
+        raise click.ClickException(failures[0])
+    click.echo("OK: the delivery's signatures verify.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import math
 import sys
 import uuid
 from collections.abc import Mapping
@@ -101,8 +102,11 @@ def json_default(obj: object) -> object:
     )
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=json_default)
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
+)
 _SCALARS = (str, int, float, type(None))
+_NOT_FINITE = "cannot encode payload as JSON: NaN and Infinity have no JSON form"
 
 
 def _dumps(data: object) -> str:
@@ -111,7 +115,9 @@ def _dumps(data: object) -> str:
     except SerializationError:
         raise
     except (TypeError, ValueError) as exc:
-        # Circular references (ValueError) and non-string dict keys (TypeError).
+        # Circular references and NaN/Infinity (ValueError), non-string dict keys (TypeError).
+        if "Out of range float" in str(exc):
+            raise SerializationError(_NOT_FINITE) from exc
         raise SerializationError(f"cannot encode payload as JSON: {exc}") from exc
 
 
@@ -132,13 +138,19 @@ def _check(value: object, active: set[int]) -> None:
                     )
                 if not isinstance(item, _SCALARS):
                     _check(item, active)
+                elif type(item) is float and not math.isfinite(item):
+                    raise SerializationError(_NOT_FINITE)
         else:
             for item in value:
                 if not isinstance(item, _SCALARS):
                     _check(item, active)
+                elif type(item) is float and not math.isfinite(item):
+                    raise SerializationError(_NOT_FINITE)
         active.discard(marker)
     elif not isinstance(value, _SCALARS):
         _check(json_default(value), active)
+    elif type(value) is float and not math.isfinite(value):
+        raise SerializationError(_NOT_FINITE)
 
 
 def check_json(data: object) -> None:

@@ -24,6 +24,7 @@ from .validators import (
     Resolver,
     ValidatorSet,
     compile_validators,
+    display_url,
     system_resolver,
     validate_recipient,
 )
@@ -188,7 +189,10 @@ def deliver(
                 try:
                     next_url = urljoin(url, location)
                 except ValueError as exc:
-                    bad = f"{url} answered {status} to a malformed Location {location!r}: {exc}"
+                    bad = (
+                        f"{display_url(url)} answered {status} to a malformed Location "
+                        f"{location!r}: {exc}"
+                    )
                     return outcome(
                         ok=False,
                         status_code=status,
@@ -205,7 +209,7 @@ def deliver(
                 if not max_redirects
                 else f"more than {max_redirects} redirects"
             )
-            refused = f"{url} answered {status} to {location}; {why}"
+            refused = f"{display_url(url)} answered {status} to {display_url(location)}; {why}"
             return outcome(
                 ok=False,
                 status_code=status,
@@ -215,7 +219,7 @@ def deliver(
                 response_headers=response.headers,
             )
         ok = 200 <= status < 300
-        error: str | None = None if ok else f"{url} answered {status}"
+        error: str | None = None if ok else f"{display_url(url)} answered {status}"
         retryable = not ok and is_retryable_status(status)
         return outcome(
             ok=ok,

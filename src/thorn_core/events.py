@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -28,14 +29,67 @@ def _subscribers(value: object, event: str) -> tuple[Subscriber, ...]:
     return tuple(subscribers_from(value, event))
 
 
+#: An HTTP header name (RFC 9110 token).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: Headers Thorn sets itself; an extra header may not replace or shadow them.
+_RESERVED = ("hook-", "webhook-", "content-type", "content-length", "host", "transfer-encoding")
+
+
 def _headers(value: Mapping[str, str] | None, what: str) -> dict[str, str]:
+    """Check extra headers at the call site: valid names and values, none of Thorn's own.
+
+    Raises:
+        TypeError: not a mapping of strings.
+        ValueError: a malformed name, a value with a line break, or a reserved name.
+    """
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise TypeError(f"{what} must be a mapping of strings to strings, got {value!r}")
+    for name, header in value.items():
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"{what}: {name!r} is not a valid header name")
+        if any(c in header for c in "\r\n\0"):
+            raise ValueError(f"{what}: the value of {name!r} contains a line break or NUL")
+        lowered = name.lower()
+        if lowered.startswith(_RESERVED[:2]) or lowered in _RESERVED[2:]:
+            raise ValueError(f"{what}: {name!r} is set by Thorn and cannot be given")
     return dict(value)
+
+
+def _merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``base`` updated by ``extra``, names compared without case (the later one wins)."""
+    merged = {k: v for k, v in base.items() if k.lower() not in {n.lower() for n in extra}}
+    merged.update(extra)
+    return merged
+
+
+def _option(value: Any, name: str, *, kind: str) -> Any:
+    """Check an event or send option; None means "from the settings".
+
+    Raises:
+        TypeError: the value is of the wrong kind, naming the option.
+    """
+    if value is None:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {
+        "positive": number and value > 0,
+        "non-negative": number and value >= 0,
+        "count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "flag": isinstance(value, bool),
+    }[kind]
+    if not ok:
+        expected = {
+            "positive": "a positive number of seconds",
+            "non-negative": "a number of seconds >= 0",
+            "count": "a whole number >= 0",
+            "flag": "True or False",
+        }[kind]
+        raise TypeError(f"{name} must be {expected} or None, got {value!r}")
+    return value
 
 
 class Event:
@@ -47,7 +101,9 @@ class Event:
         name: dot-separated, such as ``user.created``.
         app: the app to send with; the current app when None.
         timeout: seconds per delivery attempt (``THORN_EVENT_TIMEOUT``).
-        retry, retry_max, retry_delay: the retry policy of dispatchers that retry later.
+        retry: whether dispatchers that retry later retry this event (``THORN_RETRY``).
+        retry_max: retries at most (``THORN_RETRY_MAX``).
+        retry_delay: seconds before the first retry (``THORN_RETRY_DELAY``).
         recipient_validators: replace ``THORN_RECIPIENT_VALIDATORS`` for this event.
         subscribers: URLs, dicts or :class:`Subscriber` objects that always receive this event.
         headers: extra HTTP headers on every delivery of this event.
@@ -71,10 +127,10 @@ class Event:
     ) -> None:
         self.name = validate_event_name(name)
         self._app = app
-        self.timeout = timeout
-        self.retry = retry
-        self.retry_max = retry_max
-        self.retry_delay = retry_delay
+        self.timeout = _option(timeout, "timeout", kind="positive")
+        self.retry = _option(retry, "retry", kind="flag")
+        self.retry_max = _option(retry_max, "retry_max", kind="count")
+        self.retry_delay = _option(retry_delay, "retry_delay", kind="non-negative")
         self.recipient_validators = (
             None if recipient_validators is None else load_validators(recipient_validators)
         )
@@ -109,8 +165,10 @@ class Event:
             event=self.name if name is None else validate_event_name(name),
             data=data,
             sender=sender_key(sender),
-            headers={**self.headers, **send_headers} if send_headers else self.headers,
-            timeout=timeout or self.timeout or settings.event_timeout,
+            headers=_merge_headers(self.headers, send_headers) if send_headers else self.headers,
+            timeout=_option(timeout, "timeout", kind="positive")
+            or self.timeout
+            or settings.event_timeout,
             context=dict(context) if context else _NO_CONTEXT,
             retry=settings.retry if self.retry is None else self.retry,
             retry_max=settings.retry_max if self.retry_max is None else self.retry_max,
@@ -144,7 +202,10 @@ class Event:
             timeout: seconds per delivery attempt for this send.
             context: passed to callable subscribers as keyword arguments.
             subscribers: extra subscribers for this send only.
-            on_success, on_error, on_timeout: called once per delivery with its outcome.
+            on_success: called with each delivery that succeeded.
+            on_error: called with each delivery that failed, and its exception.
+            on_timeout: called with each delivery that timed out, and its exception
+                (``on_error`` gets them when None).
 
         Raises:
             SerializationError: the payload cannot be encoded; nothing is sent.

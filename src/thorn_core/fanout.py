@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 USER_AGENT = f"thorn-webhooks/{__version__}"
+#: Seconds a signed plan is sent as it is; an older one is signed again before sending.
+FRESH_FOR = 30.0
 
 
 @attrs.frozen
@@ -40,6 +42,29 @@ class Plan:
     message: EventMessage
     requests: tuple[DeliveryRequest, ...]
     failed: tuple[Delivery, ...] = ()
+    #: When the requests were signed (``webhook-timestamp``), in seconds since the epoch.
+    signed_at: int = attrs.field(factory=lambda: int(time.time()))
+
+    def fresh(self, app: Thorn, max_age: float = FRESH_FOR) -> Plan:
+        """This plan, re-signed with a current timestamp if it was signed over ``max_age``
+        seconds ago (a buffer held it): receivers refuse stale Standard Webhooks timestamps.
+        Delivery ids and bodies stay the same."""
+        now = int(time.time())
+        if now - self.signed_at <= max_age:
+            return self
+        requests = tuple(
+            signed_request(
+                app,
+                self.message,
+                r.subscriber,
+                r.body,
+                r.id,
+                timestamp=now,
+                hook_hmac=r.headers["Hook-HMAC"],
+            )
+            for r in self.requests
+        )
+        return Plan(self.message, requests, self.failed, now)
 
 
 def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
@@ -93,13 +118,13 @@ def plan_deliveries(
             failed.append(no_codec_delivery(message, subscriber, delivery_id))
             continue
         key = (subscriber.hmac_digest, subscriber.hmac_secret, subscriber.content_type)
-        signature = signatures.get(key)
-        if signature is None:
-            signature = signatures[key] = signer(
-                subscriber.hmac_digest, subscriber.hmac_secret, body
-            )
-        requests.append(
-            signed_request(
+        try:
+            signature = signatures.get(key)
+            if signature is None:
+                signature = signatures[key] = signer(
+                    subscriber.hmac_digest, subscriber.hmac_secret, body
+                )
+            request = signed_request(
                 app,
                 message,
                 subscriber,
@@ -108,8 +133,22 @@ def plan_deliveries(
                 timestamp=timestamp,
                 hook_hmac=signature,
             )
-        )
-    return Plan(message, tuple(requests), tuple(failed))
+        except Exception as exc:
+            # One subscriber's unusable secret (or a failing custom signer) is its own failure.
+            failed.append(
+                Delivery(
+                    id=delivery_id,
+                    event=message.event,
+                    subscriber=subscriber,
+                    ok=False,
+                    attempts=0,
+                    error=f"cannot sign the delivery: {exc}",
+                    exception=exc,
+                )
+            )
+            continue
+        requests.append(request)
+    return Plan(message, tuple(requests), tuple(failed), timestamp)
 
 
 def encode_body(app: Thorn, message: EventMessage, content_type: str) -> bytes | None:

@@ -88,8 +88,9 @@ class ModelEvent:
             None follows ``THORN_SIGNAL_HONORS_TRANSACTION``.
         propagate_errors: when False, an error while handling a hook is logged and
             swallowed, so that ``save()`` never fails because of a webhook.
-        app, timeout, retry, retry_max, retry_delay, recipient_validators, subscribers,
-            headers: as for :class:`~thorn_core.Event`.
+        app: as for :class:`~thorn_core.Event`; so are ``timeout``, ``retry``,
+            ``retry_max``, ``retry_delay``, ``recipient_validators``, ``subscribers`` and
+            ``headers``.
         **field_filters: keyword filters ``path__operator=value`` (see :mod:`thorn_core.filters`).
 
     Raises:
@@ -316,14 +317,24 @@ class ModelEvent:
             raise InvalidEventName(f"{exc} (formatted from {self.name!r})") from None
 
     def get_absolute_url(self, instance: Any, binding: ModelBinding | None = None) -> str | None:
-        """The ``ref`` of ``instance``: from ``reverse``, else its ``get_absolute_url()``."""
+        """The ``ref`` of ``instance``: from ``reverse``, else its ``get_absolute_url()``.
+
+        A ``get_absolute_url()`` path is made absolute by the binding's optional
+        ``absolute_url(url)`` method (see :class:`~thorn_core.binding.ModelBinding`).
+        """
         reverse = self.reverse
         if isinstance(reverse, model_reverser):
             return reverse(instance, binding or self.binding_for(type(instance)))
         if reverse is not None:
             return reverse(instance)
         method = getattr(instance, "get_absolute_url", None)
-        return method() if callable(method) else None
+        if not callable(method):
+            return None
+        url: str | None = method()
+        absolute = getattr(binding or self.binding_for(type(instance)), "absolute_url", None)
+        if url is not None and callable(absolute):
+            url = absolute(url)
+        return url
 
     def instance_data(self, instance: Any) -> Any:
         """The ``data`` for ``instance``: ``webhooks.payload()``, or ``webhook_payload()``."""

@@ -70,9 +70,12 @@ class SendResult:
         """
         self.deliveries.append(delivery)
         if delivery.gone:
-            app.deactivate_subscriber(
-                delivery.subscriber, f"{delivery.url} answered 410 Gone", delivery=delivery
-            )
+            try:
+                app.deactivate_subscriber(
+                    delivery.subscriber, "the receiver answered 410 Gone", delivery=delivery
+                )
+            except Exception:
+                logger.exception("Deactivating subscriber %s failed", delivery.subscriber.uuid)
         callbacks = self.callbacks
         try:
             if delivery.ok:

@@ -89,63 +89,167 @@ def _tuple_or_none(value: Any) -> Any:
 class Settings:
     """Every Thorn option and its default; the setting name is ``THORN_`` + the field in capitals.
 
-    Build one with :meth:`from_mapping` from Django settings, Flask config or a dict.
+    Build one with :meth:`from_mapping` from Django settings, Flask config or a dict. Each
+    field's ``metadata["doc"]`` says what it does; the configuration reference is generated
+    from it.
     """
 
-    #: Dispatcher: an entry-point name (``default``, ``disabled``, ``celery``) or ``module:Class``.
-    dispatcher: str | type = attrs.field(default="default", validator=_str_or_callable)
-    #: Seconds one delivery attempt may take.
-    event_timeout: float = attrs.field(default=3.0, validator=_positive_number)
-    #: Whether failed deliveries are retried (by dispatchers that retry later).
-    retry: bool = attrs.field(default=True, validator=_bool)
-    #: How many times a delivery is retried at most.
-    retry_max: int = attrs.field(default=10, validator=_non_negative_int)
-    #: Seconds before the first retry; later ones back off exponentially.
-    retry_delay: float = attrs.field(default=60.0, validator=_non_negative_number)
-    #: Events per message or deliveries per task when a dispatcher works in chunks.
-    chunksize: int = attrs.field(default=10, validator=_positive_int)
-    #: Extra or replacement codecs: content type -> codec object or ``module:name``.
-    codecs: Mapping[str, Any] | None = attrs.field(default=None, validator=_optional_mapping)
-    #: Static subscribers: event pattern -> URL, list of URLs or dicts, dict, or callable.
-    subscribers: Mapping[str, Any] | None = attrs.field(default=None, validator=_optional_mapping)
-    #: The stored-subscriber model an adapter should use (``app_label.Model`` on Django).
-    subscriber_model: str | None = attrs.field(default=None, validator=_optional_str)
-    #: ``module:function`` (or a callable) computing ``Hook-HMAC`` from (digest, secret, body).
+    dispatcher: str | type = attrs.field(
+        default="default",
+        validator=_str_or_callable,
+        metadata={
+            "doc": (
+                "Entry-point name (`default`, `disabled`, `celery`, `capture`, a plugin's) or "
+                '`"module:Class"`. Unknown names fail when the app is built.'
+            )
+        },
+    )
+    event_timeout: float = attrs.field(
+        default=3.0,
+        validator=_positive_number,
+        metadata={"doc": "Seconds one delivery attempt may take, connect, send and read together."},
+    )
+    retry: bool = attrs.field(
+        default=True,
+        validator=_bool,
+        metadata={"doc": "Whether retryable failures are retried by dispatchers that retry later."},
+    )
+    retry_max: int = attrs.field(
+        default=10, validator=_non_negative_int, metadata={"doc": "Retries at most."}
+    )
+    retry_delay: float = attrs.field(
+        default=60.0,
+        validator=_non_negative_number,
+        metadata={"doc": "Seconds before the first retry; later ones back off exponentially."},
+    )
+    chunksize: int = attrs.field(
+        default=10,
+        validator=_positive_int,
+        metadata={"doc": "Events per message / deliveries per task for chunking dispatchers."},
+    )
+    codecs: Mapping[str, Any] | None = attrs.field(
+        default=None,
+        validator=_optional_mapping,
+        metadata={
+            "doc": 'Extra or replacement codecs: content type -> codec object or `"module:name"`.'
+        },
+    )
+    subscribers: Mapping[str, Any] | None = attrs.field(
+        default=None,
+        validator=_optional_mapping,
+        metadata={
+            "doc": (
+                "Static subscribers: pattern -> URL, list of URLs, dict, list of dicts, or "
+                "callable `(event, sender=None, **context)`."
+            )
+        },
+    )
+    subscriber_model: str | None = attrs.field(
+        default=None,
+        validator=_optional_str,
+        metadata={
+            "doc": "The stored subscriber model an adapter uses (`app_label.Model` on Django)."
+        },
+    )
     hmac_signer: str | Callable[..., str] = attrs.field(
-        default="thorn_core.signing:hook_hmac", validator=_str_or_callable
+        default="thorn_core.signing:hook_hmac",
+        validator=_str_or_callable,
+        metadata={
+            "doc": (
+                "Computes `Hook-HMAC` from `(digest_method, secret, body)`: a callable or "
+                '`"module:function"`.'
+            )
+        },
     )
-    #: The event patterns subscribers may choose from (None: any valid pattern).
     event_choices: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_tuple_or_none, validator=_optional_str_sequence
+        default=None,
+        converter=_tuple_or_none,
+        validator=_optional_str_sequence,
+        metadata={"doc": "Patterns subscribers may choose (None: any valid pattern)."},
     )
-    #: Django REST Framework permission classes of the subscription API, as dotted paths.
     drf_permission_classes: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_tuple_or_none, validator=_optional_str_sequence
+        default=None,
+        converter=_tuple_or_none,
+        validator=_optional_str_sequence,
+        metadata={"doc": "Permission classes of the Django REST Framework API, as dotted paths."},
     )
-    #: Recipient validators (None: block internal addresses, http/https only, ports 80/443).
     recipient_validators: tuple[Any, ...] | None = attrs.field(
-        default=None, converter=_tuple_or_none, validator=_optional_sequence
+        default=None,
+        converter=_tuple_or_none,
+        validator=_optional_sequence,
+        metadata={
+            "doc": (
+                'Validators; None means `block_internal_ips()`, `ensure_protocol("http", '
+                '"https")`, `ensure_port(80, 443)`.'
+            )
+        },
     )
-    #: Model events wait for the surrounding transaction to commit.
-    signal_honors_transaction: bool = attrs.field(default=False, validator=_bool)
-    #: Follow redirects (every hop validated again); off by default.
-    allow_redirects: bool = attrs.field(default=False, validator=_bool)
-    #: Hops followed at most when ``allow_redirects`` is on.
-    max_redirects: int = attrs.field(default=3, validator=_non_negative_int)
-    #: Seconds between retries at most (backoff and ``Retry-After`` are capped by it).
-    retry_backoff_max: float = attrs.field(default=3600.0, validator=_positive_number)
-    #: The Celery app of the ``celery`` dispatcher: an app or ``module:attr`` (None: current app).
-    celery_app: Any = attrs.field(default=None)
-    #: The queue Thorn's Celery tasks are sent to (None: the app's default routing).
-    celery_queue: str | None = attrs.field(default=None, validator=_optional_str)
-    #: Seconds an approved recipient (URL, validated addresses) is reused; 0 checks every time.
-    dns_cache_ttl: float = attrs.field(default=30.0, validator=_non_negative_number)
-    #: Threads the ``default`` dispatcher uses for a fan-out to many subscribers.
-    pool_size: int = attrs.field(default=10, validator=_positive_int)
-    #: A CA bundle path used to verify TLS instead of the system/certifi bundle.
-    ca_bundle: str | None = attrs.field(default=None, validator=_optional_str)
-    #: Bytes of a response body read at most; the rest is discarded unread.
-    response_max_bytes: int = attrs.field(default=65536, validator=_non_negative_int)
+    signal_honors_transaction: bool = attrs.field(
+        default=False,
+        validator=_bool,
+        metadata={"doc": "Model events wait for the transaction to commit."},
+    )
+    allow_redirects: bool = attrs.field(
+        default=False,
+        validator=_bool,
+        metadata={"doc": "Follow redirects (each hop validated again)."},
+    )
+    max_redirects: int = attrs.field(
+        default=3,
+        validator=_non_negative_int,
+        metadata={"doc": "Hops followed at most when `THORN_ALLOW_REDIRECTS` is on."},
+    )
+    retry_backoff_max: float = attrs.field(
+        default=3600.0,
+        validator=_positive_number,
+        metadata={"doc": "Seconds between retries at most; caps the backoff and `Retry-After`."},
+    )
+    celery_app: Any = attrs.field(
+        default=None,
+        metadata={
+            "doc": (
+                'The Celery app of the `celery` dispatcher (an app or `"module:attr"`); None uses '
+                "Celery's current app."
+            )
+        },
+    )
+    celery_queue: str | None = attrs.field(
+        default=None,
+        validator=_optional_str,
+        metadata={
+            "doc": "The queue Thorn's Celery tasks go to; None follows the Celery app's routing."
+        },
+    )
+    dns_cache_ttl: float = attrs.field(
+        default=30.0,
+        validator=_non_negative_number,
+        metadata={
+            "doc": (
+                "Seconds an approved recipient (its URL and validated addresses) is reused before "
+                "it is resolved and checked again; `0` checks on every delivery."
+            )
+        },
+    )
+    pool_size: int = attrs.field(
+        default=10,
+        validator=_positive_int,
+        metadata={"doc": "Threads of the `default` dispatcher's fan-out pool."},
+    )
+    ca_bundle: str | None = attrs.field(
+        default=None,
+        validator=_optional_str,
+        metadata={
+            "doc": (
+                "CA bundle used to verify TLS instead of the default one. Verification is never "
+                "off."
+            )
+        },
+    )
+    response_max_bytes: int = attrs.field(
+        default=65536,
+        validator=_non_negative_int,
+        metadata={"doc": "Bytes of a response body read at most; the rest is discarded unread."},
+    )
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:

@@ -11,8 +11,8 @@ import attrs
 from .codecs import JSON_CONTENT_TYPE
 from .exceptions import ImproperlyConfigured, InvalidSubscriber
 from .patterns import candidate_patterns, validate_pattern
-from .signing import DIGESTS, generate_secret
-from .validators import parse_target
+from .signing import DIGESTS, generate_secret, standard_webhooks_key
+from .validators import display_url, parse_target
 
 __all__ = [
     "DeactivatingSource",
@@ -57,6 +57,11 @@ def _check_digest(_: object, __: attrs.Attribute[Any], value: object) -> None:
 def _check_secret(_: object, __: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value:
         raise InvalidSubscriber("hmac_secret must be a non-empty string")
+    try:
+        standard_webhooks_key(value)
+    except ImproperlyConfigured as exc:
+        # Caught here, a bad secret cannot stop the deliveries of other subscribers later.
+        raise InvalidSubscriber(f"hmac_secret is unusable: {exc}") from None
 
 
 def _check_content_type(_: object, __: attrs.Attribute[Any], value: object) -> None:
@@ -79,7 +84,7 @@ class Subscriber:
     with that user as sender; one without receives every matching event.
     """
 
-    url: str = attrs.field(validator=_check_url)
+    url: str = attrs.field(validator=_check_url, repr=lambda url: repr(display_url(url)))
     event: str = attrs.field(default="*", validator=_check_pattern)
     uuid: uuid.UUID = attrs.field(factory=uuid.uuid4, converter=_to_uuid)
     user: Any = None
@@ -109,8 +114,10 @@ class Subscriber:
         if "url" not in data:
             raise InvalidSubscriber("A subscriber needs a 'url'")
         values = dict(data)
-        if event is not None:
-            values.setdefault("event", event)
+        if event is not None and values.setdefault("event", event) != event:
+            raise InvalidSubscriber(
+                f"A subscriber listed under {event!r} says its event is {values['event']!r}"
+            )
         if "uuid" not in values:
             values["uuid"] = uuid.uuid5(
                 _STATIC_NAMESPACE, f"{values.get('event', '*')} {values['url']}"

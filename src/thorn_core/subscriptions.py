@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import InvalidPattern, InvalidURL, RecipientRefused, ThornError
+from .exceptions import (
+    ImproperlyConfigured,
+    InvalidPattern,
+    InvalidURL,
+    RecipientRefused,
+    ThornError,
+)
 from .patterns import validate_pattern
-from .signing import DIGESTS
+from .signing import DIGESTS, standard_webhooks_key
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -19,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["SubscriptionInvalid", "check_subscription", "ensure_subscription"]
 
 #: The fields :func:`check_subscription` knows how to check.
-FIELDS = ("event", "url", "content_type", "hmac_digest")
+FIELDS = ("event", "url", "content_type", "hmac_secret", "hmac_digest")
 
 
 class SubscriptionInvalid(ThornError, ValueError):
@@ -38,6 +44,7 @@ def check_subscription(app: Thorn, data: Mapping[str, Any]) -> dict[str, list[st
     - ``url``: well-formed, and accepted by the app's recipient validators (the host is
       resolved and every address checked, as a delivery would).
     - ``content_type``: a content type the app has a codec for.
+    - ``hmac_secret``: non-empty; a ``whsec_`` secret must carry valid base64.
     - ``hmac_digest``: one of sha1, sha224, sha256, sha384, sha512.
     """
     errors: dict[str, list[str]] = {}
@@ -63,6 +70,18 @@ def check_subscription(app: Thorn, data: Mapping[str, Any]) -> dict[str, list[st
             f"{data['content_type']!r} is not supported; choose one of "
             f"{', '.join(sorted(app.codecs))}"
         ]
+    if "hmac_secret" in data:
+        secret = data["hmac_secret"]
+        problem = None
+        if not isinstance(secret, str) or not secret:
+            problem = "the secret must be a non-empty string"
+        else:
+            try:
+                standard_webhooks_key(secret)
+            except ImproperlyConfigured as exc:
+                problem = str(exc)
+        if problem:
+            errors["hmac_secret"] = [problem]
     if "hmac_digest" in data and data["hmac_digest"] not in DIGESTS:
         errors["hmac_digest"] = [
             f"{data['hmac_digest']!r} is not supported; choose one of {', '.join(sorted(DIGESTS))}"

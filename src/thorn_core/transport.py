@@ -8,6 +8,7 @@ the body is read.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import heapq
@@ -15,14 +16,15 @@ import itertools
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 
 from .exceptions import DeliveryConnectionError, DeliveryTimeout
-from .validators import IPAddress
+from .validators import IPAddress, display_url
 
 if TYPE_CHECKING:
     import requests
@@ -100,6 +102,15 @@ def _shutdown(sock: socket.socket) -> None:
 _local = threading.local()
 
 
+class _SessionHolder:
+    """Holds a thread's session; when the thread ends it is collected and the session closed."""
+
+    __slots__ = ("__weakref__", "session")
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+
+
 def _current_attempt() -> _Attempt | None:
     attempt: _Attempt | None = getattr(_local, "attempt", None)
     return attempt
@@ -117,24 +128,28 @@ class DeadlineWatchdog:
         self._counter = itertools.count()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._closed = False
+        #: Each thread runs while the generation it was started in is current.
+        self._generation = 0
 
     def add(self, attempt: _Attempt) -> None:
         """Watch ``attempt`` until it is marked done."""
         with self._condition:
             heapq.heappush(self._heap, (attempt.deadline, next(self._counter), attempt))
             if self._thread is None:
-                self._closed = False
+                self._generation += 1
                 self._thread = threading.Thread(
-                    target=self._run, name="thorn-deadline-watchdog", daemon=True
+                    target=self._run,
+                    args=(self._generation,),
+                    name="thorn-deadline-watchdog",
+                    daemon=True,
                 )
                 self._thread.start()
             elif self._heap[0][2] is attempt:
                 self._condition.notify()
 
-    def _run(self) -> None:
+    def _run(self, generation: int) -> None:
         with self._condition:
-            while not self._closed:
+            while self._generation == generation:
                 while self._heap and self._heap[0][2].done:
                     heapq.heappop(self._heap)
                 if not self._heap:
@@ -149,18 +164,20 @@ class DeadlineWatchdog:
                     attempt.expire()
 
     def close(self) -> None:
-        """Stop the thread; a later ``add`` starts a new one."""
+        """Stop the thread; a later ``add`` starts a new one (attempts still pending keep
+        their deadlines)."""
         with self._condition:
-            self._closed = True
+            self._generation += 1
             thread, self._thread = self._thread, None
-            self._condition.notify()
-        if thread is not None:
+            self._condition.notify_all()
+        if thread is not None and thread is not threading.current_thread():
             thread.join()
 
 
 def _connection_classes() -> tuple[type, type]:
     """urllib3 connection classes that connect only to the attempt's validated addresses."""
     from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.exceptions import NewConnectionError
 
     class _Pinned:
         sock: socket.socket | None
@@ -172,14 +189,24 @@ def _connection_classes() -> tuple[type, type]:
                 sock: socket.socket = super()._new_conn()  # type: ignore[misc]
                 return sock
             attempt.new_connection = True
-            name = self._dns_host
-            if attempt.addresses:
-                # Connect to the validated address only for the socket itself: urllib3 reads
-                # ``host`` from the same attribute, and Host, SNI and the certificate check must
-                # keep the name.
-                self._dns_host = str(attempt.addresses[0])
-            try:
+            if not attempt.addresses:
                 sock = super()._new_conn()  # type: ignore[misc]
+                attempt.watch(sock)
+                return sock
+            name = self._dns_host
+            try:
+                # Connect to a validated address only for the socket itself: urllib3 reads
+                # ``host`` from the same attribute, and Host, SNI and the certificate check must
+                # keep the name. Each validated address is tried in turn, as a resolver's
+                # answer would be.
+                for index, address in enumerate(attempt.addresses):
+                    self._dns_host = str(address)
+                    try:
+                        sock = super()._new_conn()  # type: ignore[misc]
+                        break
+                    except NewConnectionError:
+                        if index == len(attempt.addresses) - 1 or attempt.expired:
+                            raise
             finally:
                 self._dns_host = name
             attempt.watch(sock)
@@ -253,8 +280,8 @@ class RequestsTransport:
     _watchdog: DeadlineWatchdog = attrs.field(factory=DeadlineWatchdog, init=False)
 
     def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
+        holder: _SessionHolder | None = getattr(self._local, "holder", None)
+        if holder is None:
             import requests
 
             session = requests.Session()
@@ -263,10 +290,20 @@ class RequestsTransport:
             adapter = _adapter(self.pool_connections)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            self._local.session = session
+            holder = _SessionHolder(session)
+            self._local.holder = holder
             with self._lock:
                 self._sessions.append(session)
-        return session
+            # A calling thread that ends (a request thread of a threaded web server) takes
+            # its session's connections with it, instead of leaving them open until close().
+            weakref.finalize(holder, self._forget, session)
+        return holder.session
+
+    def _forget(self, session: requests.Session) -> None:
+        with self._lock:
+            if session in self._sessions:
+                self._sessions.remove(session)
+        session.close()
 
     def post(
         self,
@@ -323,10 +360,14 @@ class RequestsTransport:
         from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
         from urllib3.util import Timeout
 
+        shown = display_url(url)
         remaining = attempt.deadline - time.monotonic()
         if remaining <= 0:
-            raise DeliveryTimeout(f"no time left to reach {url}")
-        scheme, host, port, path = _split(url)
+            raise DeliveryTimeout(f"no time left to reach {shown}")
+        scheme, host, port, path, auth = _split(url)
+        if auth is not None and not any(k.lower() == "authorization" for k in headers):
+            # Credentials in the URL become HTTP Basic authentication, as requests does.
+            headers = {**headers, "Authorization": auth}
         try:
             # The session's connection pool directly: requests' per-call work (preparing the
             # request, cookies, hooks, redirect handling) is not needed here, since the body
@@ -346,12 +387,12 @@ class RequestsTransport:
         except TimeoutError as exc:
             # urllib3 makes a refused connection a kind of connect timeout; it is not one.
             if isinstance(exc, NewConnectionError) and not attempt.expired:
-                raise DeliveryConnectionError(f"cannot reach {url}: {_reason(exc)}") from exc
-            raise DeliveryTimeout(f"no answer from {url} within the deadline") from exc
+                raise DeliveryConnectionError(f"cannot reach {shown}: {_reason(exc)}") from exc
+            raise DeliveryTimeout(f"no answer from {shown} within the deadline") from exc
         except (HTTPError, OSError) as exc:
             if attempt.expired:
-                raise DeliveryTimeout(f"no answer from {url} within the deadline") from exc
-            raise DeliveryConnectionError(f"cannot reach {url}: {_reason(exc)}") from exc
+                raise DeliveryTimeout(f"no answer from {shown} within the deadline") from exc
+            raise DeliveryConnectionError(f"cannot reach {shown}: {_reason(exc)}") from exc
         try:
             content = response.read(max_body, decode_content=False) if max_body else b""
             if response.isclosed() or not response.read(1, decode_content=False):
@@ -364,14 +405,14 @@ class RequestsTransport:
             response.close()
             response.release_conn()
             if attempt.expired or isinstance(exc, TimeoutError):
-                raise DeliveryTimeout(f"{url} did not finish its answer in time") from exc
+                raise DeliveryTimeout(f"{shown} did not finish its answer in time") from exc
             # The status line arrived; a broken body does not change the verdict.
             content = b""
-        if attempt.expired:
+        if attempt.expired and response.length_remaining != 0:
             # A body without a length ends when the watchdog closes the socket: that is a
-            # timeout too, not a complete answer.
+            # timeout too, not a complete answer (one read to its length is complete).
             response.close()
-            raise DeliveryTimeout(f"{url} did not finish its answer in time")
+            raise DeliveryTimeout(f"{shown} did not finish its answer in time")
         return TransportResponse(response.status, response.headers, content)
 
     def close(self) -> None:
@@ -384,15 +425,19 @@ class RequestsTransport:
 
 
 @functools.lru_cache(maxsize=1024)
-def _split(url: str) -> tuple[str, str, int, str]:
-    """Scheme, host, port and request target (path and query) of a validated URL."""
+def _split(url: str) -> tuple[str, str, int, str, str | None]:
+    """Scheme, host, port, request target (path and query) and Basic credentials of a URL."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     port = parts.port or (443 if scheme == "https" else 80)
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
-    return scheme, parts.hostname or "", port, path
+    auth = None
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        auth = "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return scheme, parts.hostname or "", port, path, auth
 
 
 def _reason(exc: BaseException) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "block_internal_ips",
     "compile_validators",
     "default_validators",
+    "display_url",
     "ensure_port",
     "ensure_protocol",
     "internal_address_reason",
@@ -90,7 +91,7 @@ class Target:
 
 
 def _invalid(url: str, reason: str) -> InvalidURL:
-    return InvalidURL(f"invalid URL {_display(url)!r}: {reason}")
+    return InvalidURL(f"invalid URL {display_url(url)!r}: {reason}")
 
 
 def _parse_port(url: str, raw: str, scheme: str) -> int | None:
@@ -162,7 +163,7 @@ def parse_target(url: object) -> Target:
     return Target(scheme=scheme, host=host, port=port, url=url)
 
 
-def _display(url: str) -> str:
+def display_url(url: str) -> str:
     """Return ``url`` with any password in its userinfo masked, for messages."""
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -758,7 +759,7 @@ def validate_recipient(
             not resolve; the message names the URL and the reason.
     """
     target = parse_target(url)
-    shown = _display(url)
+    shown = display_url(url)
     checks = compile_validators(validators)
     url_checks = checks.url_checks
     address_checks = checks.address_checks

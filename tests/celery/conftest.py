@@ -19,10 +19,10 @@ import pytest
 
 pytest.importorskip("celery", reason="the Celery tests need celery (pip install '.[test]')")
 
+from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from kombu import Exchange, Queue
 
-from celery import Celery
 from thorn_core import Thorn
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from amqp.exceptions import ChannelError
+from celery import Celery
 from kombu import Queue
 
-from celery import Celery
 from thorn_core import (
     Event,
     EventMessage,

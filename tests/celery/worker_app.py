@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from celery.signals import task_prerun, worker_ready
 
-from celery import Celery
 from thorn_core import Thorn
 
 _queue = os.environ["THORN_TEST_QUEUE"]

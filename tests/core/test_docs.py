@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import attrs
 import pytest
 
 from thorn_core import Settings
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_reference() -> ModuleType:
+    """tools/settings_reference.py, the generator of docs/settings.md, imported by path."""
+    spec = importlib.util.spec_from_file_location(
+        "settings_reference", ROOT / "tools" / "settings_reference.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class TestSettingsReference:
@@ -30,6 +48,30 @@ class TestSettingsReference:
         shown = {name: repr(defaults[name]).replace("'", '"') for name in rows}
         assert shown == rows
 
+    def test_page_is_generated_from_settings(self) -> None:
+        """docs/settings.md is exactly what tools/settings_reference.py generates now."""
+        generated = settings_reference().render()
+        assert (ROOT / "docs" / "settings.md").read_text() == generated, (
+            "docs/settings.md is out of date: run python tools/settings_reference.py --write"
+        )
+
+    def test_every_field_has_a_doc(self) -> None:
+        """Each Settings field carries the metadata['doc'] the page is generated from."""
+        undocumented = [a.name for a in attrs.fields(Settings) if not a.metadata.get("doc")]
+        assert undocumented == []
+
+    def test_check_mode_detects_a_stale_page(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``--check`` fails for a stale page and passes once ``--write`` has rewritten it."""
+        module = settings_reference()
+        monkeypatch.setattr(module, "PAGE", tmp_path / "settings.md")
+        (tmp_path / "settings.md").write_text("# stale\n")
+
+        assert module.main(["--check"]) == 1
+        assert module.main(["--write"]) == 0
+        assert module.main(["--check"]) == 0
+
 
 class TestReadme:
     """The README's quick start is the command CI runs."""
@@ -42,21 +84,56 @@ class TestReadme:
         assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
-_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 NOT_RUNNABLE = "<!-- not-runnable"
+#: ``<!-- pytest-file: NAME -->`` before a block: the block is a file of a pytest project
+#: (a test module or a conftest.py); the page's files are run together with pytest.
+PYTEST_FILE = re.compile(r"<!-- pytest-file: ([\w.]+) -->")
+#: Fences that hold data or shell sessions rather than a program (shown, not executed).
+NOT_CODE = {"", "console", "bash", "sh", "shell", "text", "json", "toml", "http", "ini", "yaml"}
 #: Pages whose examples have a test module of their own.
 _OWN_TESTS = {"model-events.md"}
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def python_blocks(text: str) -> list[tuple[int, str, bool]]:
-    """Each ```python block of a page as (line number, code, runnable)."""
+@attrs.frozen
+class Block:
+    """One fenced code block of a page and the marker comment on the line before it."""
+
+    line: int
+    language: str
+    code: str
+    marker: str
+
+    @property
+    def not_runnable(self) -> bool:
+        """Marked ``<!-- not-runnable: reason -->``."""
+        return self.marker.startswith(NOT_RUNNABLE)
+
+    @property
+    def pytest_file(self) -> str | None:
+        """The file name of a ``<!-- pytest-file: NAME -->`` block, else None."""
+        found = PYTEST_FILE.fullmatch(self.marker)
+        return found.group(1) if found else None
+
+
+def code_blocks(text: str) -> list[Block]:
+    """Every fenced code block of a page, in order."""
     blocks = []
-    for match in _BLOCK.finditer(text):
+    for match in _FENCE.finditer(text):
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
         line = text.count("\n", 0, match.start()) + 2
-        blocks.append((line, match.group(1), not before.startswith(NOT_RUNNABLE)))
+        blocks.append(Block(line, match.group(1), match.group(2), before))
     return blocks
+
+
+def python_blocks(text: str) -> list[tuple[int, str, bool]]:
+    """Each ```python block of a page as (line number, code, runs in the page's namespace)."""
+    return [
+        (b.line, b.code, not b.not_runnable and b.pytest_file is None)
+        for b in code_blocks(text)
+        if b.language == "python"
+    ]
 
 
 class TestExamples:
@@ -65,9 +142,16 @@ class TestExamples:
     @pytest.mark.parametrize(
         "page", [p for p in PAGES if p.name not in _OWN_TESTS], ids=lambda p: p.name
     )
-    def test_page_examples_run(self, page: Path) -> None:
-        """The page's runnable blocks execute in order in one namespace."""
-        namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
+    def test_page_examples_run(self, page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The page's runnable blocks execute in order in one namespace.
+
+        The namespace is a module registered in ``sys.modules`` for the run, as a user's
+        module would be, so that libraries which look names up by module (SQLAlchemy's
+        ``Mapped[...]``, dataclasses, pickling) work as they do in a program.
+        """
+        module = ModuleType(f"docs_{page.stem.replace('-', '_')}")
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        namespace: dict[str, Any] = module.__dict__
         for line, code, runnable in python_blocks(page.read_text()):
             if not runnable:
                 continue
@@ -76,3 +160,52 @@ class TestExamples:
                 exec(compiled, namespace)  # noqa: S102 - the documentation's own examples
             except Exception as exc:
                 pytest.fail(f"the block at {page.name}:{line} failed: {exc!r}")
+
+
+class TestCodeBlocks:
+    """Every code block in the docs is executed by a test or marked as not runnable."""
+
+    @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+    def test_foreign_code_is_marked(self, page: Path) -> None:
+        """A program in another language (Node, Go, Ruby, ...) carries a not-runnable marker."""
+        unmarked = [
+            f"{page.name}:{b.line} ({b.language})"
+            for b in code_blocks(page.read_text())
+            if b.language not in NOT_CODE | {"python"} and not b.not_runnable
+        ]
+        assert unmarked == []
+
+    def test_markers_are_recognised(self) -> None:
+        """The extraction tells runnable, not-runnable and pytest-file blocks apart."""
+        text = (
+            "```python\nx = 1\n```\n\n<!-- not-runnable: needs Django -->\n```python\nx\n```\n"
+            "\n<!-- pytest-file: test_x.py -->\n```python\ndef test_x(): pass\n```\n"
+        )
+        assert [runnable for _, _, runnable in python_blocks(text)] == [True, False, False]
+        assert [b.pytest_file for b in code_blocks(text)] == [None, None, "test_x.py"]
+
+
+PYTEST_PAGES = [p for p in PAGES if any(b.pytest_file for b in code_blocks(p.read_text()))]
+
+
+class TestPytestExamples:
+    """Pages with example test files (the testing guide) pass when pytest runs them."""
+
+    def test_some_page_has_pytest_examples(self) -> None:
+        """The testing guide's examples are found, so the test below is not vacuous."""
+        assert "testing.md" in [p.name for p in PYTEST_PAGES]
+
+    @pytest.mark.parametrize("page", PYTEST_PAGES, ids=lambda p: p.name)
+    def test_pytest_examples_pass(self, page: Path, pytester: pytest.Pytester) -> None:
+        """The page's files, written into a fresh project, pass under pytest as a user runs it."""
+        files = {b.pytest_file: b.code for b in code_blocks(page.read_text()) if b.pytest_file}
+        for name, code in files.items():
+            assert name is not None
+            (pytester.path / name).write_text(code)
+        pytester.makeini("[pytest]\nfilterwarnings = error\naddopts = -p no:cacheprovider\n")
+
+        result = pytester.runpytest()
+
+        outcomes = result.parseoutcomes()
+        assert result.ret == 0, result.stdout.str()
+        assert outcomes.get("passed", 0) >= sum(c.count("\ndef test_") for c in files.values())

@@ -119,10 +119,12 @@ class TestDicts:
         assert first.uuid == second.uuid
         assert other.uuid != first.uuid
 
-    def test_event_argument_is_a_default(self):
-        """The event argument applies only when the dict names none."""
+    def test_event_argument_fills_in_and_must_agree(self):
+        """The event argument applies when the dict names none, and a different one is refused."""
         assert Subscriber.from_dict({"url": URL}, event="a.b").event == "a.b"
-        assert Subscriber.from_dict({"url": URL, "event": "c.d"}, event="a.b").event == "c.d"
+        assert Subscriber.from_dict({"url": URL, "event": "a.b"}, event="a.b").event == "a.b"
+        with pytest.raises(InvalidSubscriber, match=r"listed under .a\.b."):
+            Subscriber.from_dict({"url": URL, "event": "c.d"}, event="a.b")
 
 
 def urls(static: StaticSubscribers, event: str, sender: object = None, **context) -> list[str]:

@@ -55,7 +55,7 @@ class DefaultDispatcher:
     def dispatch(self, results: Sequence[SendResult]) -> None:
         """Deliver every planned result; one not planned by :meth:`prepare` is planned first."""
         plans = [
-            result.prepared
+            result.prepared.fresh(self.app)
             if isinstance(result.prepared, Plan)
             else plan_deliveries(self.app, result.message)
             for result in results

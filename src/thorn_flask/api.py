@@ -1,0 +1,183 @@
+"""The subscription REST API as a blueprint: users manage their own subscriptions in JSON."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import flask
+from sqlalchemy.orm import Session
+
+from thorn_core.subscriptions import check_subscription
+
+from .extension import ThornState, get_state
+from .models import SubscriberMixin, coerce_user
+
+__all__ = ["create_blueprint", "serialize"]
+
+#: The fields a user may write; the rest (id, user, secret, dates) are read-only.
+WRITABLE = ("event", "url", "content_type", "hmac_digest", "active")
+REQUIRED = ("event", "url")
+#: Answers worded as Django REST Framework words them, so both APIs read alike.
+REQUIRED_MESSAGE = "This field is required."
+NOT_A_STRING = "Not a valid string."
+NOT_A_BOOLEAN = "Must be a valid boolean."
+NOT_FOUND = "Not found."
+NOT_AUTHENTICATED = "Authentication credentials were not provided."
+
+Answer = tuple[Any, int]
+
+
+def serialize(row: SubscriberMixin, *, with_secret: bool = False) -> dict[str, Any]:
+    """The JSON of a subscription; the secret only when asked (at creation)."""
+    data: dict[str, Any] = {
+        "id": str(row.uuid),
+        "event": row.event,
+        "url": row.url,
+        "content_type": row.content_type,
+        "hmac_digest": row.hmac_digest,
+        "active": row.active,
+        "user": getattr(row, "user_id", None),
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+        "subscription": flask.url_for(".detail", id=str(row.uuid), _external=True),
+    }
+    if with_secret:
+        data["hmac_secret"] = row.hmac_secret
+    return data
+
+
+def _errors(state: ThornState, data: Mapping[str, Any], *, partial: bool) -> dict[str, list[str]]:
+    """Messages by field for submitted ``data``: types first, then the core's checks."""
+    errors: dict[str, list[str]] = {}
+    if not partial:
+        for field in REQUIRED:
+            if field not in data:
+                errors[field] = [REQUIRED_MESSAGE]
+    for field in ("event", "url", "content_type", "hmac_digest"):
+        if field in data and not isinstance(data[field], str):
+            errors[field] = [NOT_A_STRING]
+    if "active" in data and not isinstance(data["active"], bool):
+        errors["active"] = [NOT_A_BOOLEAN]
+    checked = {k: v for k, v in data.items() if k in WRITABLE and k not in errors}
+    for field, messages in check_subscription(state.core, checked).items():
+        errors.setdefault(field, []).extend(messages)
+    return errors
+
+
+def _json_body() -> Mapping[str, Any] | Answer:
+    data = flask.request.get_json(silent=True)
+    if not isinstance(data, dict):
+        if data is None:
+            return {"detail": "JSON parse error: send a JSON object."}, 400
+        return {
+            "non_field_errors": [
+                f"Invalid data. Expected a dictionary, but got {type(data).__name__}."
+            ]
+        }, 400
+    return data
+
+
+def _owner(state: ThornState) -> Any:
+    """The current user's id converted for the ``user_id`` column, or None (anonymous)."""
+    user = state.user_id()
+    if user is None:
+        return None
+    column = state.model.__table__.c.user_id  # type: ignore[union-attr]
+    return coerce_user(column.type, user)
+
+
+def _find(session: Session, state: ThornState, owner: Any, key: str) -> SubscriberMixin | None:
+    """The subscription ``key`` if the user owns it (others' are not found, never forbidden)."""
+    try:
+        wanted = uuid.UUID(key)
+    except ValueError:
+        return None
+    model = state.model
+    assert model is not None
+    row = session.scalars(model.owned_by(owner).where(model.uuid == wanted)).first()
+    return row
+
+
+def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.Blueprint:
+    """A blueprint with the subscription API; register it with a ``url_prefix``.
+
+    ``GET /`` lists the user's subscriptions, ``POST /`` creates one (answering its
+    ``hmac_secret``, shown this once), ``GET``/``PUT``/``PATCH``/``DELETE /<id>`` work on
+    one. Invalid input gets 400 with messages by field, an anonymous user 401, and another
+    user's subscription 404.
+    """
+    blueprint = flask.Blueprint(name, import_name)
+
+    @blueprint.before_request
+    def authenticate() -> Answer | None:
+        if get_state().user_id() is None:
+            return {"detail": NOT_AUTHENTICATED}, 401
+        return None
+
+    @blueprint.get("/")
+    def index() -> Any:
+        state = get_state()
+        with state.session() as session:
+            rows = session.scalars(state.model.owned_by(_owner(state)))  # type: ignore[union-attr]
+            return [serialize(row) for row in rows]
+
+    @blueprint.post("/")
+    def create() -> Any:
+        state = get_state()
+        data = _json_body()
+        if isinstance(data, tuple):
+            return data
+        errors = _errors(state, data, partial=False)
+        if errors:
+            return errors, 400
+        assert state.model is not None
+        values = {k: v for k, v in data.items() if k in WRITABLE}
+        row = state.model(user_id=_owner(state), **values)  # type: ignore[call-arg]
+        with state.session() as session, session.begin():
+            session.add(row)
+            session.flush()
+            body = serialize(row, with_secret=True)
+        return body, 201
+
+    @blueprint.get("/<id>")
+    def detail(id: str) -> Any:
+        state = get_state()
+        with state.session() as session:
+            row = _find(session, state, _owner(state), id)
+            if row is None:
+                return {"detail": NOT_FOUND}, 404
+            return serialize(row)
+
+    @blueprint.route("/<id>", methods=["PUT", "PATCH"])
+    def update(id: str) -> Any:
+        state = get_state()
+        data = _json_body()
+        if isinstance(data, tuple):
+            return data
+        with state.session() as session, session.begin():
+            row = _find(session, state, _owner(state), id)
+            if row is None:
+                return {"detail": NOT_FOUND}, 404
+            errors = _errors(state, data, partial=flask.request.method == "PATCH")
+            if errors:
+                return errors, 400
+            for field in WRITABLE:
+                if field in data:
+                    setattr(row, field, data[field])
+            session.flush()
+            body = serialize(row)
+        return body
+
+    @blueprint.delete("/<id>")
+    def delete(id: str) -> Any:
+        state = get_state()
+        with state.session() as session, session.begin():
+            row = _find(session, state, _owner(state), id)
+            if row is None:
+                return {"detail": NOT_FOUND}, 404
+            session.delete(row)
+        return "", 204
+
+    return blueprint

@@ -1,0 +1,50 @@
+"""The stored-subscriber source: subscriptions in a SQLAlchemy table, for the core."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from thorn_core.subscribers import Subscriber, sender_key
+
+from .models import SubscriberMixin
+
+__all__ = ["SessionFactory", "StoredSubscribers"]
+
+#: Makes a new :class:`~sqlalchemy.orm.Session` (a ``sessionmaker``, or a function).
+SessionFactory = Callable[[], Session]
+
+
+@attrs.define
+class StoredSubscribers:
+    """Subscribers from ``model``'s table; implements the core's subscriber-source protocols.
+
+    Each call uses a short session of its own, so lookups work after a commit, in worker
+    threads and outside requests.
+    """
+
+    model: type[SubscriberMixin]
+    sessions: SessionFactory
+
+    def matching(
+        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
+    ) -> list[Subscriber]:
+        """The active subscribers for ``event`` sent by ``sender``: one indexed query."""
+        with self.sessions() as session:
+            rows = session.scalars(self.model.matching(event, sender_key(sender)))
+            return [row.to_subscriber() for row in rows]
+
+    def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
+        """Set ``active`` to false on the stored subscription (after a 410 Gone)."""
+        with self.sessions() as session, session.begin():
+            result = session.execute(
+                update(self.model)
+                .where(self.model.uuid == subscriber.uuid)
+                .values(active=False)
+                .execution_options(synchronize_session=False)
+            )
+        return bool(getattr(result, "rowcount", 0))
