@@ -24,7 +24,7 @@ from thorn_core import Subscriber
 
 HERE = Path(__file__).resolve().parent
 #: Seconds a test waits for something that should happen soon.
-WAIT = 15.0
+WAIT = 30.0
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 BROKERS = {
