@@ -119,6 +119,9 @@ class PostgresSubscribers:
                 _rows(count, matching, event, url),
             )
         self.conn.execute(f"ANALYZE {self.table}")
+        # One prepared statement, planned once: otherwise PostgreSQL re-plans each call, and
+        # planning (not the index lookup, ~20 us either way) grows with the table's stats.
+        self.conn.execute("SET plan_cache_mode = force_generic_plan")
         self._query = (
             f"SELECT {_COLUMNS} FROM {self.table} WHERE active AND event = ANY(%s) "  # noqa: S608
             "AND (owner IS NULL OR owner = %s)"
