@@ -36,6 +36,16 @@ def tests_flask(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def tests_django(session: nox.Session) -> None:
+    """The Django adapter on SQLite, then on PostgreSQL (127.0.0.1)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/django", *session.posargs)
+    session.run(
+        "pytest", "tests/django", *session.posargs, env={"THORN_TEST_DATABASE": "postgresql"}
+    )
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The benchmark suite: prints a table of medians and ratios and writes JSON."""
     session.install("-e", ".[test]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,10 +12,11 @@ from .binding import BlinkerBinding, ModelBinding
 from .codecs import JSON_CONTENT_TYPE, Codec, build_codecs
 from .delivery import Delivery, DeliveryRequest, deliver
 from .dispatchers import Dispatcher, DispatcherFactory, resolve
-from .exceptions import SerializationError
+from .exceptions import ImproperlyConfigured, SerializationError
+from .log import DeliveryLog, MemoryDeliveryLog, attempt_record, utcnow
 from .message import EventMessage
 from .settings import Settings
-from .signing import load_signer
+from .signing import _import_string, load_signer
 from .subscribers import DeactivatingSource, StaticSubscribers, Subscriber, SubscriberSource
 from .validators import (
     RecipientCache,
@@ -27,12 +29,33 @@ from .validators import (
 )
 
 if TYPE_CHECKING:
+    from .outbox import Outbox
     from .buffer import EventBuffer
     from .events import Event
     from .results import SendResult
     from .transport import Transport
 
 __all__ = ["Thorn", "add_app_lookup", "current_app", "remove_app_lookup"]
+
+logger = logging.getLogger(__name__)
+
+
+def _load_log(value: Any) -> DeliveryLog:
+    """The delivery log of ``THORN_DELIVERY_LOG``: None (in memory), an object, or a path.
+
+    Raises:
+        ImproperlyConfigured: a path that cannot be imported, or an object that is no log.
+    """
+    if value is None:
+        return MemoryDeliveryLog()
+    if isinstance(value, str):
+        value = _import_string(value, what="THORN_DELIVERY_LOG")
+        if isinstance(value, type):
+            value = value()
+    if not isinstance(value, DeliveryLog):
+        raise ImproperlyConfigured(f"THORN_DELIVERY_LOG {value!r} is not a delivery log")
+    return value
+
 
 _current_lock = threading.RLock()
 _current: Thorn | None = None
@@ -110,6 +133,8 @@ class Thorn:
         self._dispatcher: Dispatcher | None = None
         self._dispatcher_lock = threading.Lock()
         self._buffers = threading.local()
+        #: Where events go inside a transaction when ``THORN_OUTBOX`` is on (an adapter's).
+        self.outbox: Outbox | None = None
         self.configure(settings)
         if set_as_current:
             self.set_current()
@@ -130,6 +155,7 @@ class Thorn:
             else load_validators(new.recipient_validators)
         )
         static = StaticSubscribers.from_setting(new.subscribers)
+        delivery_log = _load_log(new.delivery_log)
         old = self._dispatcher if hasattr(self, "settings") else None
         self.settings = new
         self._dispatcher_factory: DispatcherFactory = dispatcher_factory
@@ -139,6 +165,8 @@ class Thorn:
         #: Approved recipients, kept for ``THORN_DNS_CACHE_TTL`` seconds.
         self.recipients = RecipientCache(new.dns_cache_ttl, self.resolver)
         self.static_subscribers = static
+        #: Every delivery attempt (``THORN_DELIVERY_LOG``).
+        self.delivery_log: DeliveryLog = delivery_log
         self._dispatcher = None
         if old is not None:
             old.close()
@@ -199,6 +227,57 @@ class Thorn:
                 self, subscriber=subscriber, reason=reason, delivery=delivery
             )
         return done
+
+    def after_delivery(self, delivery: Delivery, *, next_retry_in: float | None = None) -> None:
+        """Log an attempt and switch off a subscriber that keeps failing.
+
+        A subscriber is deactivated after ``THORN_FAILURE_LIMIT`` consecutive failed attempts
+        spanning at least ``THORN_FAILURE_WINDOW`` seconds. Never raises: the log is not
+        allowed to stop a delivery (a failure to log is itself logged).
+        """
+        try:
+            streak = self.delivery_log.record(attempt_record(delivery, next_retry_in=next_retry_in))
+        except Exception:
+            logger.exception("Logging delivery %s failed", delivery.id)
+            return
+        limit = self.settings.failure_limit
+        if delivery.ok or not limit or streak.count < limit or streak.since is None:
+            return
+        span = (utcnow() - streak.since).total_seconds()
+        if span < self.settings.failure_window:
+            return
+        reason = (
+            f"{streak.count} consecutive failed deliveries since {streak.since:%Y-%m-%d %H:%M} UTC"
+        )
+        try:
+            if self.deactivate_subscriber(delivery.subscriber, reason, delivery=delivery):
+                self.delivery_log.reset_streak(str(delivery.subscriber.uuid))
+        except Exception:
+            logger.exception("Deactivating failing subscriber %s failed", delivery.subscriber.uuid)
+
+    def reactivate_subscriber(self, subscriber: Subscriber) -> bool:
+        """Turn a deactivated subscription back on and forget its failures.
+
+        Returns whether a source held it. Sources that can (static subscribers, the
+        adapters' stores) implement ``reactivate(subscriber)``.
+        """
+        done = False
+        for source in (self.static_subscribers, *self._sources):
+            reactivate = getattr(source, "reactivate", None)
+            if reactivate is not None and reactivate(subscriber):
+                done = True
+        self.delivery_log.reset_streak(str(subscriber.uuid))
+        return done
+
+    def find_subscriber(self, uuid: str) -> Subscriber | None:
+        """A subscriber by uuid from the sources that can look one up (``get(uuid)``)."""
+        for source in (self.static_subscribers, *self._sources):
+            get = getattr(source, "get", None)
+            if get is not None:
+                found: Subscriber | None = get(uuid)
+                if found is not None:
+                    return found
+        return None
 
     def validators_for(self, message: EventMessage) -> ValidatorSet:
         """The recipient validators that apply to a message: its event's, else the app's."""

@@ -106,6 +106,8 @@ class Delivery:
     response_headers: Mapping[str, str] = attrs.field(factory=dict, repr=False, eq=False)
     response_body: bytes = attrs.field(default=b"", repr=False, eq=False)
     exception: BaseException | None = attrs.field(default=None, repr=False, eq=False)
+    #: The request attempted (None when the delivery failed before one could be made).
+    request: DeliveryRequest | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def gone(self) -> bool:
@@ -143,6 +145,7 @@ def deliver(
             id=request.id,
             event=request.event,
             subscriber=request.subscriber,
+            request=request,
             url=url,
             duration=time.monotonic() - start,
             **fields,

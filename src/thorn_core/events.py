@@ -245,6 +245,14 @@ class Event:
             else _NO_CALLBACKS
         )
         result = SendResult(message, callbacks=callbacks)
+        outbox = app.outbox
+        if outbox is not None and app.settings.outbox:
+            # Stored in the open transaction, dispatched by the relay after commit. The
+            # message is encoded now, so bad input still fails here.
+            message.to_dict()
+            if outbox.add(message):
+                result.state = "stored"
+                return result
         app.prepare(result)
         buffer = app.active_buffer()
         if buffer is not None:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._ids import new_id
 from ._version import __version__
 from .delivery import Delivery, DeliveryRequest
 from .exceptions import SerializationError
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "USER_AGENT",
     "Plan",
+    "delivery_id_for",
     "encode_body",
     "no_codec_delivery",
     "plan_deliveries",
@@ -65,6 +65,20 @@ class Plan:
             for r in self.requests
         )
         return Plan(self.message, requests, self.failed, now)
+
+
+#: Namespace of delivery ids, derived from the message id and the subscriber's uuid.
+_DELIVERY_NAMESPACE = uuid.UUID("0b7c5f47-58a4-4a53-9d0e-2b8f6f3f1c2e")
+
+
+def delivery_id_for(message: EventMessage, subscriber: Subscriber) -> str:
+    """The delivery id of ``message`` to ``subscriber``.
+
+    Derived rather than random: a message dispatched twice (a worker died before
+    acknowledging it, an outbox relay crashed before marking it done) makes the same
+    ``Hook-Delivery`` ids, which receivers deduplicate on.
+    """
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{message.id} {subscriber.uuid}"))
 
 
 def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
@@ -112,7 +126,7 @@ def plan_deliveries(
     requests: list[DeliveryRequest] = []
     failed: list[Delivery] = []
     for subscriber in subscribers:
-        delivery_id = new_id()
+        delivery_id = delivery_id_for(message, subscriber)
         body = bodies.get(subscriber.content_type)
         if body is None:
             failed.append(no_codec_delivery(message, subscriber, delivery_id))

@@ -20,7 +20,7 @@ __all__ = ["Callbacks", "SendResult"]
 
 logger = logging.getLogger(__name__)
 
-State = Literal["pending", "buffered", "delivered", "queued", "disabled"]
+State = Literal["pending", "buffered", "delivered", "queued", "disabled", "stored"]
 
 
 @attrs.frozen
@@ -63,12 +63,14 @@ class SendResult:
         """The deliveries that did not succeed."""
         return [d for d in self.deliveries if not d.ok]
 
-    def record(self, app: Thorn, delivery: Delivery) -> None:
-        """Add ``delivery``, then run its callback and send its signal.
+    def record(self, app: Thorn, delivery: Delivery, *, next_retry_in: float | None = None) -> None:
+        """Add ``delivery``, log the attempt, then run its callback and send its signal.
 
-        A callback or receiver that raises is logged and does not stop the other deliveries.
+        ``next_retry_in`` is the delay a dispatcher scheduled another attempt after. A
+        callback or receiver that raises is logged and does not stop the other deliveries.
         """
         self.deliveries.append(delivery)
+        app.after_delivery(delivery, next_retry_in=next_retry_in)
         if delivery.gone:
             try:
                 app.deactivate_subscriber(

@@ -230,6 +230,57 @@ class Settings:
             )
         },
     )
+    delivery_log: Any = attrs.field(
+        default=None,
+        metadata={
+            "doc": (
+                "Where every delivery attempt is recorded: a `DeliveryLog` object or "
+                '`"module:Class"` (the adapters provide database-backed ones); None keeps an '
+                "in-memory log in each process."
+            )
+        },
+    )
+    delivery_log_retention: float = attrs.field(
+        default=7 * 86400.0,
+        validator=_positive_number,
+        metadata={
+            "doc": (
+                "Seconds attempts are kept in the delivery log; `prune` removes older ones, "
+                "but never the latest attempt of a delivery that has not succeeded."
+            )
+        },
+    )
+    failure_limit: int = attrs.field(
+        default=100,
+        validator=_non_negative_int,
+        metadata={
+            "doc": (
+                "Consecutive failed attempts after which a subscription is deactivated (when "
+                "they also span `THORN_FAILURE_WINDOW`); `0` never deactivates. A success resets "
+                "the count."
+            )
+        },
+    )
+    failure_window: float = attrs.field(
+        default=3 * 86400.0,
+        validator=_non_negative_number,
+        metadata={
+            "doc": (
+                "Seconds the consecutive failures must span before a subscription is "
+                "deactivated, so that a short outage never disables anyone."
+            )
+        },
+    )
+    outbox: bool = attrs.field(
+        default=False,
+        validator=_bool,
+        metadata={
+            "doc": (
+                "Write events sent inside a database transaction to an outbox table in that "
+                "transaction; a relay dispatches them after commit (needs an adapter's outbox)."
+            )
+        },
+    )
     pool_size: int = attrs.field(
         default=10,
         validator=_positive_int,

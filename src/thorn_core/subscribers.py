@@ -243,6 +243,22 @@ class StaticSubscribers:
     def __bool__(self) -> bool:
         return bool(self._fixed or self._callables)
 
+    def get(self, uuid_: str | uuid.UUID) -> Subscriber | None:
+        """A fixed static subscriber by uuid (callable ones cannot be looked up)."""
+        wanted = _to_uuid(uuid_)
+        for fixed in self._fixed.values():
+            for subscriber in fixed:
+                if subscriber.uuid == wanted:
+                    return subscriber
+        return None
+
+    def reactivate(self, subscriber: Subscriber) -> bool:
+        """Deliver to a static subscriber deactivated in this process again."""
+        if subscriber.uuid in self._deactivated:
+            self._deactivated.discard(subscriber.uuid)
+            return True
+        return False
+
     def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
         """Stop delivering to a static subscriber in this process (until the app is rebuilt)."""
         known = any(subscriber in fixed for fixed in self._fixed.values())

@@ -204,7 +204,7 @@ class TestPytestExamples:
             (pytester.path / name).write_text(code)
         pytester.makeini("[pytest]\nfilterwarnings = error\naddopts = -p no:cacheprovider\n")
 
-        result = pytester.runpytest()
+        result = pytester.runpytest("-p", "no:django")  # see test_pytest_plugin.run
 
         outcomes = result.parseoutcomes()
         assert result.ret == 0, result.stdout.str()

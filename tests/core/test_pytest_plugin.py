@@ -23,7 +23,9 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 def run(project: pytest.Pytester, source: str, **outcomes: int) -> pytest.RunResult:
     """Write ``source`` as a test module, run pytest on it, and check the outcome counts."""
     project.makepyfile(test_user=textwrap.dedent(source))
-    result = project.runpytest()
+    # The inner session runs in this process: keep pytest-django (configured by the outer
+    # run when tests/django is collected too) out of it.
+    result = project.runpytest("-p", "no:django")
     result.assert_outcomes(**outcomes)
     return result
 
@@ -61,7 +63,7 @@ class TestOptIn:
     def test_disable_with_p_no(self, project: pytest.Pytester) -> None:
         """``-p no:thorn`` turns the plugin off; its fixtures are then unknown."""
         project.makepyfile(test_user="def test_app(thorn_app):\n    pass\n")
-        result = project.runpytest("-p", "no:thorn")
+        result = project.runpytest("-p", "no:thorn", "-p", "no:django")
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*fixture 'thorn_app' not found*"])
 

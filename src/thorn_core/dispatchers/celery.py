@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,13 @@ from .. import signals
 from ..app import current_app
 from ..codecs import JSON_CONTENT_TYPE, JSONCodec
 from ..delivery import Delivery
-from ..fanout import encode_body, no_codec_delivery, resolve_subscribers, signed_request
+from ..fanout import (
+    delivery_id_for,
+    encode_body,
+    no_codec_delivery,
+    resolve_subscribers,
+    signed_request,
+)
 from ..message import EventMessage
 from ..results import SendResult
 from ..retry import RetryPolicy
@@ -56,7 +61,6 @@ __all__ = [
     "DISPATCH_TASK",
     "CeleryDispatcher",
     "celery_app_for",
-    "delivery_id_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,7 +71,6 @@ DISPATCH_TASK = "thorn.dispatch_events"
 DELIVER_TASK = "thorn.deliver"
 
 #: Namespace of delivery ids: one id per (message, subscriber), the same on every worker.
-_DELIVERY_NAMESPACE = uuid.UUID("0b7c5f47-58a4-4a53-9d0e-2b8f6f3f1c2e")
 
 #: Options of both tasks. JSON only; the message stays on the broker until the task ends.
 _TASK_OPTIONS: dict[str, Any] = {
@@ -120,12 +123,6 @@ def _check_broker(capp: Any) -> None:
             "configured (set broker_url, CELERY_BROKER_URL, or THORN_CELERY_APP to the app "
             "that has one); Thorn does not fall back to Celery's implicit amqp://localhost"
         )
-
-
-def delivery_id_for(message: EventMessage, subscriber: Subscriber) -> str:
-    """The delivery id of ``message`` to ``subscriber``: derived, so a redelivered message
-    (a worker died before acknowledging it) makes the same ids, which receivers deduplicate."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{message.id} {subscriber.uuid}"))
 
 
 def _events_repr(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -318,14 +315,14 @@ class _Batch:
                 continue
             request = signed_request(app, message, subscriber, body, delivery_id)
             delivery = app.deliver(request, transport, message, attempt=attempt)
-            self._result(i).record(app, delivery)
+            delay = None
             if not delivery.ok:
-                self._maybe_retry(message, delivery, wire)
+                delay = RetryPolicy.for_message(message, app.settings).next_delay(delivery)
+            self._result(i).record(app, delivery, next_retry_in=delay)
+            if delay is not None:
+                self._retry(delivery, wire, delay)
 
-    def _maybe_retry(self, message: EventMessage, delivery: Delivery, wire: WireDelivery) -> None:
-        delay = RetryPolicy.for_message(message, self.app.settings).next_delay(delivery)
-        if delay is None:
-            return
+    def _retry(self, delivery: Delivery, wire: WireDelivery, delay: float) -> None:
         i, subscriber_data, delivery_id, attempt = wire
         self.publish([[i, subscriber_data, delivery_id, attempt + 1]], countdown=delay)
         logger.info(

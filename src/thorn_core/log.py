@@ -1,0 +1,222 @@
+"""The delivery log: every attempt of every delivery, kept for replay, audit and health.
+
+Dispatchers record attempts through the app (``SendResult.record``); redelivery reads them
+back; the failure streak of each subscriber decides when a dead endpoint is switched off.
+The in-memory log is the default; the Django and Flask adapters store attempts in the
+user's database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+from .validators import display_url
+
+if TYPE_CHECKING:
+    from .delivery import Delivery
+
+__all__ = [
+    "RESPONSE_EXCERPT_BYTES",
+    "AttemptRecord",
+    "DeliveryLog",
+    "FailureStreak",
+    "MemoryDeliveryLog",
+    "attempt_record",
+    "public_headers",
+    "utcnow",
+]
+
+#: Bytes of a response body kept in the log.
+RESPONSE_EXCERPT_BYTES = 1024
+#: Request headers never written to the log (credentials, not signatures).
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def utcnow() -> datetime.datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without credentials, for the log."""
+    return {k: v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+
+
+@attrs.frozen(kw_only=True)
+class AttemptRecord:
+    """One attempt of one delivery, as the log keeps it.
+
+    ``body`` and ``request_headers`` are what was sent (credentials removed), so that the
+    delivery can be sent again; the subscriber's secret is never kept.
+    """
+
+    delivery_id: str
+    event: str
+    subscriber_uuid: str
+    url: str
+    attempt: int
+    ok: bool
+    retryable: bool
+    status_code: int | None
+    error: str | None
+    duration: float
+    request_headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    body: bytes = attrs.field(default=b"", repr=False)
+    response_excerpt: str = attrs.field(default="", repr=False)
+    next_retry_at: datetime.datetime | None = None
+    at: datetime.datetime = attrs.field(factory=utcnow)
+
+
+def attempt_record(delivery: Delivery, *, next_retry_in: float | None = None) -> AttemptRecord:
+    """The log record of a delivery's latest attempt."""
+    request = delivery.request
+    now = utcnow()
+    return AttemptRecord(
+        delivery_id=delivery.id,
+        event=delivery.event,
+        subscriber_uuid=str(delivery.subscriber.uuid),
+        url=display_url(delivery.url or delivery.subscriber.url),
+        attempt=delivery.attempts,
+        ok=delivery.ok,
+        retryable=delivery.retryable,
+        status_code=delivery.status_code,
+        error=delivery.error,
+        duration=delivery.duration,
+        request_headers=public_headers(request.headers) if request is not None else {},
+        body=request.body if request is not None else b"",
+        response_excerpt=delivery.response_body[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace"),
+        next_retry_at=None
+        if next_retry_in is None
+        else now + datetime.timedelta(seconds=next_retry_in),
+        at=now,
+    )
+
+
+@attrs.frozen
+class FailureStreak:
+    """Consecutive failed attempts of one subscriber since its last success."""
+
+    count: int = 0
+    since: datetime.datetime | None = None
+
+
+@runtime_checkable
+class DeliveryLog(Protocol):
+    """Where attempts are kept. The in-memory log, and the adapters' models, implement it."""
+
+    def record(self, record: AttemptRecord) -> FailureStreak:
+        """Keep an attempt; return the subscriber's failure streak after it."""
+        ...
+
+    def latest(self, delivery_id: str) -> AttemptRecord | None:
+        """The latest attempt of a delivery, if the log has it."""
+        ...
+
+    def attempts(self, delivery_id: str) -> list[AttemptRecord]:
+        """Every attempt of a delivery, oldest first."""
+        ...
+
+    def failed(
+        self, subscriber_uuid: str, since: datetime.datetime | None = None
+    ) -> list[AttemptRecord]:
+        """The latest attempt of each delivery of a subscriber that has not succeeded,
+        oldest first; only deliveries attempted at or after ``since`` when given."""
+        ...
+
+    def reset_streak(self, subscriber_uuid: str) -> None:
+        """Forget a subscriber's failures (it was re-enabled)."""
+        ...
+
+    def prune(self, before: datetime.datetime) -> int:
+        """Remove attempts older than ``before``, keeping the latest attempt of every
+        delivery that has not succeeded; return how many were removed."""
+        ...
+
+
+class MemoryDeliveryLog:
+    """A per-process log in memory, bounded to ``max_deliveries`` (oldest dropped first)."""
+
+    def __init__(self, max_deliveries: int = 1_000) -> None:
+        self.max_deliveries = max_deliveries
+        self._lock = threading.Lock()
+        self._deliveries: OrderedDict[str, list[AttemptRecord]] = OrderedDict()
+        self._streaks: dict[str, FailureStreak] = {}
+
+    def record(self, record: AttemptRecord) -> FailureStreak:
+        """Keep an attempt; a success resets the subscriber's streak."""
+        with self._lock:
+            attempts = self._deliveries.setdefault(record.delivery_id, [])
+            attempts.append(record)
+            self._deliveries.move_to_end(record.delivery_id)
+            while len(self._deliveries) > self.max_deliveries:
+                self._deliveries.popitem(last=False)
+            if record.ok:
+                streak = FailureStreak()
+            else:
+                before = self._streaks.get(record.subscriber_uuid, FailureStreak())
+                streak = FailureStreak(before.count + 1, before.since or record.at)
+            self._streaks[record.subscriber_uuid] = streak
+            return streak
+
+    def latest(self, delivery_id: str) -> AttemptRecord | None:
+        """The latest attempt of a delivery."""
+        with self._lock:
+            attempts = self._deliveries.get(delivery_id)
+            return attempts[-1] if attempts else None
+
+    def attempts(self, delivery_id: str) -> list[AttemptRecord]:
+        """Every attempt of a delivery, oldest first."""
+        with self._lock:
+            return list(self._deliveries.get(delivery_id, ()))
+
+    def failed(
+        self, subscriber_uuid: str, since: datetime.datetime | None = None
+    ) -> list[AttemptRecord]:
+        """The latest attempt of each unsuccessful delivery of a subscriber."""
+        with self._lock:
+            latest = [attempts[-1] for attempts in self._deliveries.values() if attempts]
+        return sorted(
+            (
+                r
+                for r in latest
+                if r.subscriber_uuid == subscriber_uuid
+                and not r.ok
+                and (since is None or r.at >= since)
+            ),
+            key=lambda r: r.at,
+        )
+
+    def streak(self, subscriber_uuid: str) -> FailureStreak:
+        """A subscriber's current failure streak."""
+        with self._lock:
+            return self._streaks.get(subscriber_uuid, FailureStreak())
+
+    def reset_streak(self, subscriber_uuid: str) -> None:
+        """Forget a subscriber's failures."""
+        with self._lock:
+            self._streaks.pop(subscriber_uuid, None)
+
+    def prune(self, before: datetime.datetime) -> int:
+        """Drop attempts older than ``before``, keeping the latest of unsuccessful deliveries."""
+        removed = 0
+        with self._lock:
+            for delivery_id in list(self._deliveries):
+                attempts = self._deliveries[delivery_id]
+                keep_last = not attempts[-1].ok
+                kept = [
+                    r
+                    for i, r in enumerate(attempts)
+                    if r.at >= before or (keep_last and i == len(attempts) - 1)
+                ]
+                removed += len(attempts) - len(kept)
+                if kept:
+                    self._deliveries[delivery_id] = kept
+                else:
+                    del self._deliveries[delivery_id]
+        return removed

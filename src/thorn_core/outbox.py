@@ -1,0 +1,102 @@
+"""The transactional outbox: events sent in a database transaction are stored in it, and a
+relay dispatches them after commit, so a crash between commit and dispatch loses nothing.
+
+Adapters implement :class:`Outbox` on the user's database (``THORN_OUTBOX = True``); the
+relay runs as a Celery task, a command, or the :class:`OutboxRelay` background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .message import EventMessage
+from .results import SendResult
+
+if TYPE_CHECKING:
+    from .app import Thorn
+
+__all__ = ["Outbox", "OutboxRelay", "relay"]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """Stores sent events in the current transaction. Adapters implement it on their ORM."""
+
+    def add(self, message: EventMessage) -> bool:
+        """Store ``message`` in the transaction open now and return True; return False when
+        no transaction is open (the event is then dispatched at once)."""
+        ...
+
+    def claim(self, limit: int) -> list[tuple[Any, EventMessage]]:
+        """Up to ``limit`` stored events not yet dispatched, oldest first, with their ids.
+
+        Implementations lock what they return (``SELECT ... FOR UPDATE SKIP LOCKED`` or an
+        equivalent lease) so that two relays do not take the same events.
+        """
+        ...
+
+    def done(self, ids: Sequence[Any]) -> None:
+        """Mark events dispatched."""
+        ...
+
+
+def relay(app: Thorn, outbox: Outbox | None = None, *, limit: int = 100) -> int:
+    """Dispatch up to ``limit`` stored events and mark them done; return how many.
+
+    An event is marked done only after its dispatch: a relay that dies in between
+    dispatches it again, with the same message id, hence the same delivery ids.
+    """
+    outbox = outbox or app.outbox
+    if outbox is None:
+        raise RuntimeError("this app has no outbox (THORN_OUTBOX and an adapter's outbox)")
+    claimed = outbox.claim(limit)
+    if not claimed:
+        return 0
+    results = [SendResult(message) for _, message in claimed]
+    app.dispatch(results)
+    outbox.done([ident for ident, _ in claimed])
+    return len(claimed)
+
+
+class OutboxRelay:
+    """A background thread that relays the outbox every ``interval`` seconds (and at once
+    after a full batch), for sites without Celery."""
+
+    def __init__(
+        self, app: Thorn, outbox: Outbox | None = None, *, interval: float = 1.0, limit: int = 100
+    ) -> None:
+        self.app = app
+        self.outbox = outbox
+        self.interval = interval
+        self.limit = limit
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> OutboxRelay:
+        """Start relaying in a daemon thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="thorn-outbox-relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while relay(self.app, self.outbox, limit=self.limit) == self.limit:
+                    if self._stop.is_set():
+                        return
+            except Exception:
+                logger.exception("Relaying the Thorn outbox failed; trying again")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        """Stop after the batch in progress."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

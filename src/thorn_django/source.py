@@ -1,0 +1,76 @@
+"""The stored-subscriber source: rows of the subscriber model as core ``Subscriber`` values."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from thorn_core.exceptions import InvalidSubscriber
+from thorn_core.subscribers import Subscriber
+
+__all__ = ["StoredSubscribers", "subscriber_from_model"]
+
+logger = logging.getLogger(__name__)
+
+
+def subscriber_from_model(obj: Any) -> Subscriber:
+    """The core :class:`~thorn_core.Subscriber` for a row of the subscriber model.
+
+    Raises:
+        thorn_core.InvalidSubscriber: the row holds an invalid URL, pattern or field.
+    """
+    return Subscriber(
+        url=obj.url,
+        event=obj.event,
+        uuid=obj.uuid,
+        user=obj.user_id,
+        hmac_secret=obj.hmac_secret,
+        hmac_digest=obj.hmac_digest,
+        content_type=obj.content_type,
+        active=bool(obj.active),
+    )
+
+
+class StoredSubscribers:
+    """The subscriber source over ``THORN_SUBSCRIBER_MODEL`` (resolved on every call).
+
+    Matching is one indexed query (see ``SubscriberQuerySet.matching``). A row that is not a
+    valid subscriber (written without ``full_clean()``) is logged and skipped.
+    """
+
+    def matching(
+        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
+    ) -> list[Subscriber]:
+        """The active stored subscribers of ``event`` for ``sender``."""
+        from .conf import get_subscriber_model
+
+        model = get_subscriber_model()
+        found: list[Subscriber] = []
+        for row in model._default_manager.matching(event, sender):  # type: ignore[attr-defined]
+            try:
+                found.append(subscriber_from_model(row))
+            except (InvalidSubscriber, ValueError) as exc:
+                logger.warning("Skipping stored subscriber %s: %s", row.uuid, exc)
+        return found
+
+    def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
+        """Set ``active=False`` on the row of ``subscriber`` (after a 410 Gone)."""
+        from .conf import get_subscriber_model
+
+        model = get_subscriber_model()
+        updated = model._default_manager.filter(uuid=subscriber.uuid, active=True).update(
+            active=False
+        )
+        if updated:
+            logger.info("Deactivated subscriber %s: %s", subscriber.uuid, reason)
+        return bool(updated)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoredSubscribers)
+
+    def __hash__(self) -> int:
+        return hash(StoredSubscribers)
+
+    def __repr__(self) -> str:
+        return "<StoredSubscribers>"

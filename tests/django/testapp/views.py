@@ -1,0 +1,30 @@
+"""Views of the test app: an article page and webhook receivers behind ``verify_webhook``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from thorn_core.verification import VerifiedWebhook
+from thorn_django import verify_webhook
+
+SECRET = "whsec_" + "dGhvcm4tdGVzdC1zZWNyZXQtMzItYnl0ZXMtbG9uZyE="
+OLD_SECRET = "old-secret-being-rotated-out"
+
+
+def article_detail(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    """A page the model events link to."""
+    return HttpResponse("article")
+
+
+@verify_webhook(secret=SECRET)
+def receive(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
+    """Echo what the verified webhook said."""
+    return JsonResponse({"event": webhook.event, "payload": webhook.payload})
+
+
+@verify_webhook(secret=lambda request: [SECRET, OLD_SECRET])
+def receive_rotating(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
+    """Accept either secret while rotating."""
+    return JsonResponse({"event": webhook.event})
