@@ -29,9 +29,9 @@ from .validators import (
 )
 
 if TYPE_CHECKING:
-    from .outbox import Outbox
     from .buffer import EventBuffer
     from .events import Event
+    from .outbox import Outbox
     from .results import SendResult
     from .transport import Transport
 
