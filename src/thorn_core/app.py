@@ -51,7 +51,12 @@ def _load_log(value: Any) -> DeliveryLog:
     if isinstance(value, str):
         value = _import_string(value, what="THORN_DELIVERY_LOG")
         if isinstance(value, type):
-            value = value()
+            try:
+                value = value()
+            except Exception as exc:
+                raise ImproperlyConfigured(
+                    f"THORN_DELIVERY_LOG {value.__qualname__} cannot be created: {exc}"
+                ) from exc
     if not isinstance(value, DeliveryLog):
         raise ImproperlyConfigured(f"THORN_DELIVERY_LOG {value!r} is not a delivery log")
     return value

@@ -28,6 +28,7 @@ __all__ = [
     "FailureStreak",
     "MemoryDeliveryLog",
     "attempt_record",
+    "prune_expired",
     "public_headers",
     "utcnow",
 ]
@@ -220,3 +221,15 @@ class MemoryDeliveryLog:
                 else:
                     del self._deliveries[delivery_id]
         return removed
+
+
+def prune_expired(
+    log: DeliveryLog, retention: float, *, now: datetime.datetime | None = None
+) -> int:
+    """Prune attempts older than ``retention`` seconds (``THORN_DELIVERY_LOG_RETENTION``)
+    from ``log``; the latest attempt of an unsuccessful delivery stays. Returns how many went.
+
+    The relays of the adapters (a Celery task, a command) call this.
+    """
+    before = (now or utcnow()) - datetime.timedelta(seconds=retention)
+    return log.prune(before)

@@ -244,11 +244,14 @@ class StaticSubscribers:
         return bool(self._fixed or self._callables)
 
     def get(self, uuid_: str | uuid.UUID) -> Subscriber | None:
-        """A fixed static subscriber by uuid (callable ones cannot be looked up)."""
+        """A fixed static subscriber by uuid (callable ones cannot be looked up); one
+        deactivated in this process comes back with ``active=False``."""
         wanted = _to_uuid(uuid_)
         for fixed in self._fixed.values():
             for subscriber in fixed:
                 if subscriber.uuid == wanted:
+                    if wanted in self._deactivated:
+                        return attrs.evolve(subscriber, active=False)
                     return subscriber
         return None
 
@@ -260,7 +263,12 @@ class StaticSubscribers:
         return False
 
     def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
-        """Stop delivering to a static subscriber in this process (until the app is rebuilt)."""
+        """Stop delivering to a static subscriber in this process (until the app is rebuilt).
+
+        Returns False when it was off already, so the signal fires once per deactivation.
+        """
+        if subscriber.uuid in self._deactivated:
+            return False
         known = any(subscriber in fixed for fixed in self._fixed.values())
         if known or self._callables:
             self._deactivated.add(subscriber.uuid)

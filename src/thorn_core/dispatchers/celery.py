@@ -13,6 +13,11 @@ tasks as shared tasks:
 
 Both are ``acks_late`` and ``reject_on_worker_lost``: a worker that dies mid-delivery leaves
 the message on the broker, and another worker delivers it again (at least once).
+
+Two maintenance tasks are meant for Celery beat (see docs/celery.md):
+
+- ``thorn.relay_outbox`` dispatches the events stored in the outbox (``THORN_OUTBOX``).
+- ``thorn.prune_delivery_log`` removes attempts older than ``THORN_DELIVERY_LOG_RETENTION``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ from ..fanout import (
     resolve_subscribers,
     signed_request,
 )
+from ..log import prune_expired
 from ..message import EventMessage
+from ..outbox import relay
 from ..results import SendResult
 from ..retry import RetryPolicy
 from ..subscribers import Subscriber
@@ -59,6 +66,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DELIVER_TASK",
     "DISPATCH_TASK",
+    "PRUNE_TASK",
+    "RELAY_TASK",
     "CeleryDispatcher",
     "celery_app_for",
 ]
@@ -70,7 +79,10 @@ DISPATCH_TASK = "thorn.dispatch_events"
 #: The task that carries a chunk of deliveries, or one delivery to retry.
 DELIVER_TASK = "thorn.deliver"
 
-#: Namespace of delivery ids: one id per (message, subscriber), the same on every worker.
+#: The task that relays the outbox (for Celery beat).
+RELAY_TASK = "thorn.relay_outbox"
+#: The task that prunes the delivery log (for Celery beat).
+PRUNE_TASK = "thorn.prune_delivery_log"
 
 #: Options of both tasks. JSON only; the message stays on the broker until the task ends.
 _TASK_OPTIONS: dict[str, Any] = {
@@ -378,3 +390,29 @@ def deliver_chunk(self: Any, payload: dict[str, Any]) -> None:
     """Send a chunk of deliveries (sorted by URL) in order; retry each failure alone."""
     batch = _Batch(self, current_app(), payload["messages"])
     batch.deliver(payload["deliveries"])
+
+
+@shared_task(name=RELAY_TASK)  # type: ignore[untyped-decorator]
+def relay_outbox(limit: int = 100) -> int:
+    """Dispatch the events stored in the current app's outbox, ``limit`` per batch, until
+    it is empty; return how many. Schedule it with Celery beat every few seconds.
+
+    Raises:
+        RuntimeError: the current app has no outbox (``THORN_OUTBOX`` and an adapter).
+    """
+    app = current_app()
+    total = 0
+    while True:
+        count = relay(app, limit=limit)
+        total += count
+        if count < limit:
+            return total
+
+
+@shared_task(name=PRUNE_TASK)  # type: ignore[untyped-decorator]
+def prune_delivery_log() -> int:
+    """Remove attempts older than ``THORN_DELIVERY_LOG_RETENTION`` from the current app's
+    delivery log (keeping the latest attempt of every unsuccessful delivery); return how
+    many. Schedule it with Celery beat, e.g. hourly."""
+    app = current_app()
+    return prune_expired(app.delivery_log, app.settings.delivery_log_retention)
