@@ -58,3 +58,7 @@ DATABASES = {
 
 # Webhooks for database changes go out after the transaction commits.
 THORN_SIGNAL_HONORS_TRANSACTION = True
+
+# Opt-in transactional outbox: events sent inside a transaction are stored with it and sent
+# by `manage.py thorn_relay` (THORN_OUTBOX=1 in the environment turns it on here).
+THORN_OUTBOX = os.environ.get("THORN_OUTBOX") == "1"

@@ -20,7 +20,15 @@ from werkzeug.serving import make_server
 from thorn_core import ModelEvent, model_reverser
 from thorn_core.validators import allow_cidr_network, block_internal_ips, ensure_protocol
 from thorn_core.verification import VerifiedWebhook
-from thorn_flask import SubscriberMixin, Thorn, create_blueprint, verify_webhook, webhook_model
+from thorn_flask import (
+    DeliveryAttempt,
+    OutboxEvent,
+    SubscriberMixin,
+    Thorn,
+    create_blueprint,
+    verify_webhook,
+    webhook_model,
+)
 
 
 class Model(DeclarativeBase):
@@ -98,6 +106,12 @@ def main() -> None:
         app = create_app(f"sqlite:///{Path(tmp) / 'blog.db'}")
         with app.app_context():
             db.create_all()
+            # Thorn's delivery log and outbox tables (in production: an Alembic migration).
+            tables = [
+                DeliveryAttempt.metadata.tables[m.__tablename__]
+                for m in (DeliveryAttempt, OutboxEvent)
+            ]
+            DeliveryAttempt.metadata.create_all(db.engine, tables=tables)
             subscriber = Subscriber(event="article.*", url=url)
             db.session.add(subscriber)
             db.session.commit()
@@ -108,11 +122,13 @@ def main() -> None:
             db.session.commit()  # article.created goes out now, after the commit
             article.state = "PUBLISHED"
             db.session.commit()  # article.published (the state became PUBLISHED)
+            attempts = db.session.query(DeliveryAttempt).count()  # the delivery log
             db.engine.dispose()
     server.shutdown()
     for webhook in received:
         print(f"verified {webhook.event} (delivery {webhook.delivery_id}): {webhook.payload}")
     assert [w.event for w in received] == ["article.created", "article.published"]
+    print(f"logged {attempts} delivery attempts")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from thorn_core.results import SendResult
 
 __all__ = [
+    "DEFAULT_DELIVERY_LOG",
     "DEFAULT_SUBSCRIBER_MODEL",
     "get_app",
     "get_subscriber_model",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: The model stored subscribers live in unless ``THORN_SUBSCRIBER_MODEL`` names another.
 DEFAULT_SUBSCRIBER_MODEL = "thorn_django.Subscriber"
+#: The delivery log of a project that does not set ``THORN_DELIVERY_LOG`` (None: in memory).
+DEFAULT_DELIVERY_LOG = "thorn_django.log:DjangoDeliveryLog"
 
 _lock = threading.Lock()
 
@@ -45,6 +48,14 @@ _state = _State()
 def thorn_settings() -> dict[str, Any]:
     """Every ``THORN_*`` setting of the project (``override_settings`` included)."""
     return {name: getattr(settings, name) for name in dir(settings) if name.startswith(PREFIX)}
+
+
+def _app_settings() -> dict[str, Any]:
+    """The settings the app is built from: the project's, with the database delivery log
+    unless ``THORN_DELIVERY_LOG`` is set (``None`` keeps the in-memory one)."""
+    values = thorn_settings()
+    values.setdefault("THORN_DELIVERY_LOG", DEFAULT_DELIVERY_LOG)
+    return values
 
 
 class MisconfiguredDispatcher:
@@ -78,24 +89,29 @@ def _misconfigured(error: ThornError) -> dict[str, Any]:
 
 
 def setup() -> Thorn:
-    """Build the project's app (``AppConfig.ready``): Django binding, stored subscribers.
+    """Build the project's app (``AppConfig.ready``): Django binding, stored subscribers,
+    the database delivery log (unless ``THORN_DELIVERY_LOG`` says otherwise), the outbox.
 
     Idempotent. Invalid settings do not raise here: the app raises them on every send and the
     system checks report them.
     """
     from .binding import DjangoBinding
+    from .outbox import DjangoOutbox
     from .source import StoredSubscribers
 
     with _lock:
         app = _state.app
         if app is None:
             try:
-                app = Thorn(thorn_settings(), binding=DjangoBinding(), set_as_current=False)
+                app = Thorn(_app_settings(), binding=DjangoBinding(), set_as_current=False)
                 _state.error = None
             except ThornError as exc:
                 app = Thorn(_misconfigured(exc), binding=DjangoBinding(), set_as_current=False)
                 _state.error = exc
             app.add_subscriber_source(StoredSubscribers())
+            # Used only while THORN_OUTBOX is True (the core checks it at every send), so
+            # override_settings can switch it, and the relay drains what is left when off.
+            app.outbox = DjangoOutbox()
             _state.app = app
         app.set_current()
         return app
@@ -107,7 +123,7 @@ def reconfigure() -> None:
     if app is None:
         return
     try:
-        app.configure(thorn_settings())
+        app.configure(_app_settings())
         _state.error = None
     except ThornError as exc:
         app.configure(_misconfigured(exc))

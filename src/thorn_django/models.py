@@ -1,4 +1,4 @@
-"""The stored ``Subscriber`` model: one row per subscription, matched by one indexed query."""
+"""The models of ``thorn_django``: stored subscribers, the delivery log and the outbox."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.timezone import now
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.patterns import candidate_patterns
@@ -16,7 +17,14 @@ from thorn_core.signing import DIGESTS, generate_secret
 from thorn_core.subscribers import sender_key
 from thorn_core.subscriptions import check_subscription
 
-__all__ = ["AbstractSubscriber", "Subscriber", "SubscriberQuerySet"]
+__all__ = [
+    "AbstractSubscriber",
+    "DeliveryAttempt",
+    "FailureReset",
+    "OutboxEvent",
+    "Subscriber",
+    "SubscriberQuerySet",
+]
 
 DIGEST_CHOICES = [(name, name) for name in sorted(DIGESTS)]
 
@@ -137,3 +145,87 @@ class Subscriber(AbstractSubscriber):
     class Meta(AbstractSubscriber.Meta):
         verbose_name = "subscriber"
         verbose_name_plural = "subscribers"
+
+
+class DeliveryAttempt(models.Model):
+    """One attempt of one delivery (the delivery log, ``thorn_django.log.DjangoDeliveryLog``).
+
+    The body is kept as sent, so that the delivery can be sent again; the request headers
+    are kept without credentials, and the subscriber's secret is never stored here.
+    """
+
+    delivery_id = models.CharField("delivery id", max_length=64)
+    event = models.CharField("event", max_length=200)
+    subscriber_uuid = models.UUIDField("subscriber")
+    url = models.CharField("URL", max_length=2048)
+    attempt = models.PositiveIntegerField("attempt")
+    ok = models.BooleanField("succeeded")
+    retryable = models.BooleanField("retryable", default=False)
+    status_code = models.PositiveIntegerField("status code", null=True, blank=True)
+    error = models.TextField("error", null=True, blank=True)
+    duration = models.FloatField("duration (s)", default=0.0)
+    request_headers = models.JSONField("request headers", default=dict)
+    body = models.BinaryField("body", default=b"")
+    response_excerpt = models.TextField("response excerpt", blank=True, default="")
+    next_retry_at = models.DateTimeField("next retry", null=True, blank=True)
+    at = models.DateTimeField("at")
+
+    class Meta:
+        verbose_name = "delivery attempt"
+        verbose_name_plural = "delivery attempts"
+        ordering = ("-at", "-id")
+        indexes = (
+            models.Index(fields=["delivery_id"], name="thorn_attempt_delivery"),
+            models.Index(fields=["subscriber_uuid", "at"], name="thorn_attempt_sub_at"),
+            models.Index(fields=["subscriber_uuid", "ok", "at"], name="thorn_attempt_sub_ok_at"),
+            models.Index(fields=["at"], name="thorn_attempt_at"),
+        )
+
+    def __str__(self) -> str:
+        state = "ok" if self.ok else (self.error or f"HTTP {self.status_code}")
+        return f"{self.event} #{self.attempt} -> {self.url}: {state}"
+
+
+class FailureReset(models.Model):
+    """Where a subscriber's failure streak starts again (it was re-enabled or switched off).
+
+    Failures logged before ``at`` no longer count towards the failure limit.
+    """
+
+    subscriber_uuid = models.UUIDField("subscriber", unique=True)
+    at = models.DateTimeField("reset at")
+
+    class Meta:
+        verbose_name = "failure streak reset"
+        verbose_name_plural = "failure streak resets"
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_uuid} reset at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class OutboxEvent(models.Model):
+    """An event sent inside a transaction, stored in it; the relay dispatches it after commit.
+
+    ``claimed_until``/``claimed_by`` are the relay's lease: a claimed event is not claimed
+    again before the lease ends, and is claimed again after it when it was never marked done
+    (the relay died), so nothing is lost.
+    """
+
+    message = models.JSONField("message")
+    created_at = models.DateTimeField("created", default=now)
+    claimed_until = models.DateTimeField("claimed until", null=True, blank=True)
+    claimed_by = models.UUIDField("claimed by", null=True, blank=True)
+    done_at = models.DateTimeField("done", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "outbox event"
+        verbose_name_plural = "outbox events"
+        ordering = ("created_at", "id")
+        indexes = (
+            models.Index(fields=["done_at", "created_at"], name="thorn_outbox_pending"),
+            models.Index(fields=["claimed_by"], name="thorn_outbox_claimed_by"),
+        )
+
+    def __str__(self) -> str:
+        state = "done" if self.done_at else "pending"
+        return f"{self.message.get('event', '?')} ({state})"

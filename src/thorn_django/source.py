@@ -6,6 +6,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from thorn_core.exceptions import InvalidSubscriber
 from thorn_core.subscribers import Subscriber
 
@@ -65,6 +67,38 @@ class StoredSubscribers:
         if updated:
             logger.info("Deactivated subscriber %s: %s", subscriber.uuid, reason)
         return bool(updated)
+
+    def get(self, uuid: Any) -> Subscriber | None:
+        """The stored subscriber with ``uuid`` (active or not), or None."""
+        from .conf import get_subscriber_model
+
+        model = get_subscriber_model()
+        try:
+            row = model._default_manager.filter(uuid=uuid).first()
+        except ValidationError:  # not a UUID
+            return None
+        if row is None:
+            return None
+        try:
+            return subscriber_from_model(row)
+        except (InvalidSubscriber, ValueError) as exc:
+            logger.warning("Stored subscriber %s is invalid: %s", row.uuid, exc)
+            return None
+
+    def reactivate(self, subscriber: Subscriber) -> bool:
+        """Set ``active=True`` on the row of ``subscriber``; whether the row exists.
+
+        The failure streak starts again in the delivery log (the core resets it).
+        """
+        from .conf import get_subscriber_model
+
+        model = get_subscriber_model()
+        rows = model._default_manager.filter(uuid=subscriber.uuid)
+        if not rows.exists():
+            return False
+        if rows.filter(active=False).update(active=True):
+            logger.info("Re-enabled subscriber %s", subscriber.uuid)
+        return True
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StoredSubscribers)

@@ -1,7 +1,9 @@
-"""The subscription REST API as a blueprint: users manage their own subscriptions in JSON."""
+"""The subscription REST API as a blueprint: users manage their own subscriptions in JSON,
+read their delivery attempts, redeliver failed ones and re-enable a deactivated subscription."""
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -9,12 +11,15 @@ from typing import Any
 import flask
 from sqlalchemy.orm import Session
 
+from thorn_core.delivery import Delivery
+from thorn_core.log import AttemptRecord
+from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
 from thorn_core.subscriptions import check_subscription
 
 from .extension import ThornState, get_state
 from .models import SubscriberMixin, coerce_user
 
-__all__ = ["create_blueprint", "serialize"]
+__all__ = ["create_blueprint", "serialize", "serialize_attempt", "serialize_delivery"]
 
 #: The fields a user may write; the rest (id, user, secret, dates) are read-only.
 WRITABLE = ("event", "url", "content_type", "hmac_digest", "active")
@@ -46,6 +51,36 @@ def serialize(row: SubscriberMixin, *, with_secret: bool = False) -> dict[str, A
     if with_secret:
         data["hmac_secret"] = row.hmac_secret
     return data
+
+
+def serialize_attempt(record: AttemptRecord) -> dict[str, Any]:
+    """The JSON of one logged attempt (not the body or headers sent), as the Django API's."""
+    return {
+        "delivery_id": record.delivery_id,
+        "event": record.event,
+        "url": record.url,
+        "attempt": record.attempt,
+        "ok": record.ok,
+        "retryable": record.retryable,
+        "status_code": record.status_code,
+        "error": record.error,
+        "duration": record.duration,
+        "response_excerpt": record.response_excerpt,
+        "next_retry_at": record.next_retry_at.isoformat() if record.next_retry_at else None,
+        "at": record.at.isoformat(),
+    }
+
+
+def serialize_delivery(delivery: Delivery) -> dict[str, Any]:
+    """The JSON of the outcome of one redelivery."""
+    return {
+        "delivery_id": delivery.id,
+        "event": delivery.event,
+        "attempt": delivery.attempts,
+        "ok": delivery.ok,
+        "status_code": delivery.status_code,
+        "error": delivery.error,
+    }
 
 
 def _errors(state: ThornState, data: Mapping[str, Any], *, partial: bool) -> dict[str, list[str]]:
@@ -100,6 +135,29 @@ def _find(session: Session, state: ThornState, owner: Any, key: str) -> Subscrib
     return row
 
 
+def _owned_subscription(state: ThornState, key: str) -> SubscriberMixin | None:
+    """The current user's subscription ``key``, detached, or None."""
+    with state.session() as session:
+        row = _find(session, state, _owner(state), key)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def _since(data: Mapping[str, Any]) -> datetime.datetime | Answer | None:
+    """The optional ``since`` of a redelivery request, aware; or a 400 answer."""
+    value = data.get("since")
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        when = datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return {"since": ["Datetime has wrong format. Use ISO 8601."]}, 400
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
 def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.Blueprint:
     """A blueprint with the subscription API; register it with a ``url_prefix``.
 
@@ -107,6 +165,11 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     ``hmac_secret``, shown this once), ``GET``/``PUT``/``PATCH``/``DELETE /<id>`` work on
     one. Invalid input gets 400 with messages by field, an anonymous user 401, and another
     user's subscription 404.
+
+    Delivery endpoints, the Django API's paths: ``GET /<id>/deliveries/`` (the
+    subscription's logged attempts, newest first), ``POST /<id>/redeliver/`` (its failed
+    deliveries, optionally ``{"since": ISO}``), ``POST /deliveries/<delivery id>/redeliver/``
+    and ``POST /<id>/enable/`` (re-enable).
     """
     blueprint = flask.Blueprint(name, import_name)
 
@@ -179,5 +242,70 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
                 return {"detail": NOT_FOUND}, 404
             session.delete(row)
         return "", 204
+
+    @blueprint.get("/<id>/deliveries/")
+    def deliveries(id: str) -> Any:
+        state = get_state()
+        row = _owned_subscription(state, id)
+        if row is None:
+            return {"detail": NOT_FOUND}, 404
+        listing = getattr(state.core.delivery_log, "for_subscriber", None)
+        if listing is None:
+            return {"detail": "The delivery log of this app cannot list attempts."}, 501
+        try:
+            limit = min(max(int(flask.request.args.get("limit", 50)), 1), 500)
+        except ValueError:
+            return {"limit": ["A number."]}, 400
+        failed_only = flask.request.args.get("failed") in ("1", "true")
+        found = listing(str(row.uuid), limit=limit, failed_only=failed_only)
+        return [serialize_attempt(record) for record in found]
+
+    @blueprint.post("/<id>/redeliver/")
+    def redeliver_subscription(id: str) -> Any:
+        state = get_state()
+        data = flask.request.get_json(silent=True) or {}
+        if not isinstance(data, dict):
+            return {"non_field_errors": ["Invalid data. Expected a dictionary."]}, 400
+        since = _since(data)
+        if isinstance(since, tuple):
+            return since
+        row = _owned_subscription(state, id)
+        if row is None:
+            return {"detail": NOT_FOUND}, 404
+        try:
+            done = redeliver_failed(state.core, str(row.uuid), since)
+        except RedeliveryError as exc:
+            return {"detail": str(exc)}, 409
+        succeeded = sum(d.ok for d in done)
+        return {
+            "redelivered": len(done),
+            "succeeded": succeeded,
+            "failed": len(done) - succeeded,
+            "deliveries": [serialize_delivery(d) for d in done],
+        }
+
+    @blueprint.post("/deliveries/<delivery_id>/redeliver/")
+    def redeliver_one(delivery_id: str) -> Any:
+        state = get_state()
+        record = state.core.delivery_log.latest(delivery_id)
+        if record is None or _owned_subscription(state, record.subscriber_uuid) is None:
+            return {"detail": NOT_FOUND}, 404
+        try:
+            delivery = redeliver(state.core, delivery_id)
+        except RedeliveryError as exc:
+            return {"detail": str(exc)}, 409
+        return serialize_delivery(delivery)
+
+    @blueprint.post("/<id>/enable/")
+    def enable(id: str) -> Any:
+        state = get_state()
+        row = _owned_subscription(state, id)
+        if row is None:
+            return {"detail": NOT_FOUND}, 404
+        state.core.reactivate_subscriber(row.to_subscriber())
+        with state.session() as session:
+            fresh = _find(session, state, _owner(state), id)
+            assert fresh is not None
+            return serialize(fresh)
 
     return blueprint

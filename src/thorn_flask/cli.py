@@ -1,7 +1,9 @@
-"""``flask thorn``: list, add and remove stored subscribers, and ping one with a test event."""
+"""``flask thorn``: manage stored subscribers, ping, redeliver, re-enable, prune and relay."""
 
 from __future__ import annotations
 
+import datetime
+import time
 import uuid
 from typing import Any
 
@@ -9,7 +11,11 @@ import click
 from flask.cli import AppGroup
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
+from thorn_core.delivery import Delivery
+from thorn_core.log import utcnow
+from thorn_core.outbox import relay
 from thorn_core.ping import PING_EVENT, ping
+from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
 from thorn_core.subscriptions import check_subscription
 
 from .extension import ThornState, get_state
@@ -111,3 +117,109 @@ def ping_command(subscriber_id: str, event: str) -> None:
         reason = delivery.error or f"HTTP {delivery.status_code}"
         raise click.ClickException(f"{event} to {row.url} failed: {reason}")
     click.echo(f"Delivered {event} to {row.url}: HTTP {delivery.status_code} ({delivery.id})")
+
+
+def _when(value: str | None) -> datetime.datetime | None:
+    """An ISO 8601 date or time as an aware datetime (naive ones are UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+
+
+def _outcome(delivery: Delivery) -> str:
+    if delivery.ok:
+        return f"HTTP {delivery.status_code}"
+    return f"failed: {delivery.error or f'HTTP {delivery.status_code}'}"
+
+
+@thorn_cli.command("redeliver")
+@click.option("--delivery", "delivery_id", default=None, help="Send this one delivery again.")
+@click.option(
+    "--subscriber", "subscriber_id", default=None, help="Send this subscriber's failed deliveries."
+)
+@click.option("--since", default=None, help="With --subscriber: only those attempted since (ISO).")
+def redeliver_command(
+    delivery_id: str | None, subscriber_id: str | None, since: str | None
+) -> None:
+    """Send failed deliveries again from the delivery log, under their ids."""
+    if (delivery_id is None) == (subscriber_id is None):
+        raise click.UsageError("give either --delivery ID or --subscriber UUID")
+    if since is not None and subscriber_id is None:
+        raise click.UsageError("--since goes with --subscriber")
+    core = get_state().core
+    try:
+        if delivery_id is not None:
+            delivery = redeliver(core, delivery_id)
+            click.echo(f"{delivery.id} attempt {delivery.attempts}: {_outcome(delivery)}")
+            if not delivery.ok:
+                raise click.exceptions.Exit(1)
+            return
+
+        def progress(done: int, total: int, delivery: Delivery) -> None:
+            click.echo(f"[{done}/{total}] {delivery.id} {delivery.event}: {_outcome(delivery)}")
+
+        assert subscriber_id is not None
+        deliveries = redeliver_failed(core, subscriber_id, _when(since), progress=progress)
+    except RedeliveryError as exc:
+        raise click.ClickException(str(exc)) from None
+    failed = sum(not d.ok for d in deliveries)
+    click.echo(f"Redelivered {len(deliveries)} deliveries, {failed} failed again")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@thorn_cli.command("enable")
+@click.argument("subscriber_id")
+def enable_command(subscriber_id: str) -> None:
+    """Re-enable a deactivated subscriber and forget its failures."""
+    state = get_state()
+    row = _find(state, subscriber_id)
+    state.core.reactivate_subscriber(row.to_subscriber())
+    click.echo(f"Enabled subscriber {subscriber_id}")
+
+
+@thorn_cli.command("prune")
+@click.option(
+    "--before",
+    default=None,
+    help="Remove what is older than this (ISO); default: THORN_DELIVERY_LOG_RETENTION ago.",
+)
+def prune_command(before: str | None) -> None:
+    """Remove old delivery attempts (never the latest of a failed delivery) and relayed
+    outbox events."""
+    state = get_state()
+    cutoff = _when(before) or utcnow() - datetime.timedelta(
+        seconds=state.core.settings.delivery_log_retention
+    )
+    removed = state.core.delivery_log.prune(cutoff)
+    click.echo(f"Removed {removed} delivery attempts from before {cutoff.isoformat()}")
+    if state.outbox is not None:
+        relayed = state.outbox.prune(cutoff)
+        click.echo(f"Removed {relayed} relayed outbox events")
+
+
+@thorn_cli.command("relay")
+@click.option("--loop", is_flag=True, help="Keep relaying until interrupted.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between rounds.")
+@click.option("--limit", default=100, show_default=True, help="Events claimed per batch.")
+def relay_command(loop: bool, interval: float, limit: int) -> None:
+    """Dispatch the events stored in the outbox (THORN_OUTBOX), then mark them done."""
+    core = get_state().core
+    if core.outbox is None:
+        raise click.ClickException("this app has no outbox: set THORN_OUTBOX = True")
+    while True:
+        total = 0
+        while True:
+            count = relay(core, limit=limit)
+            total += count
+            if count < limit:
+                break
+        if total or not loop:
+            click.echo(f"Relayed {total} events")
+        if not loop:
+            return
+        time.sleep(interval)

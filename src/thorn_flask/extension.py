@@ -19,7 +19,16 @@ from thorn_core.settings import PREFIX
 from thorn_core.subscribers import sender_key
 
 from .binding import binding
-from .models import Subscriber, SubscriberMixin
+from .log import SQLAlchemyDeliveryLog
+from .models import (
+    DeliveryAttempt,
+    DeliveryAttemptMixin,
+    OutboxEvent,
+    OutboxEventMixin,
+    Subscriber,
+    SubscriberMixin,
+)
+from .outbox import CurrentSession, SQLAlchemyOutbox
 from .store import SessionFactory, StoredSubscribers
 
 if TYPE_CHECKING:
@@ -72,6 +81,10 @@ class ThornState:
     source: StoredSubscribers | None
     #: Names the user of the current request, for the subscription API.
     current_user: CurrentUser
+    #: The delivery log when it is in this app's database, else None (see ``core.delivery_log``).
+    delivery_log: SQLAlchemyDeliveryLog | None = None
+    #: The outbox when ``THORN_OUTBOX`` is on (also ``core.outbox``), else None.
+    outbox: SQLAlchemyOutbox | None = None
 
     def session(self) -> Session:
         """A new session for the subscriber table.
@@ -136,6 +149,47 @@ def _flask_sqlalchemy_sessions(
     return make
 
 
+def _flask_sqlalchemy_session(db: SQLAlchemy) -> CurrentSession:
+    """``db.session`` of the active application context, or None outside one."""
+
+    def current() -> Session | None:
+        return db.session() if flask.has_app_context() else None
+
+    return current
+
+
+def _delivery_log(
+    core: thorn_core.Thorn,
+    sessions: SessionFactory | None,
+    model: type[DeliveryAttemptMixin] | None,
+    *,
+    stored: bool,
+) -> SQLAlchemyDeliveryLog | None:
+    """Put the delivery log in the database when it belongs there; return it, or None.
+
+    It belongs there when ``THORN_DELIVERY_LOG`` is unset and subscribers are stored in
+    SQLAlchemy (the attempts then live next to them), or when the setting names
+    :class:`SQLAlchemyDeliveryLog` (the core made one with no database: it is bound here).
+    """
+    log = core.delivery_log
+    if core.settings.delivery_log is None:
+        if not stored or sessions is None:
+            return None
+        log = SQLAlchemyDeliveryLog(model or DeliveryAttempt, sessions)
+        core.delivery_log = log
+        return log
+    if not isinstance(log, SQLAlchemyDeliveryLog):
+        return None
+    if log.sessions is None:
+        if sessions is None:
+            raise ImproperlyConfigured(
+                "THORN_DELIVERY_LOG names SQLAlchemyDeliveryLog, but Thorn has no database: "
+                "pass Thorn(app, db=db) or session_factory="
+            )
+        log.bind(sessions, model)
+    return log
+
+
 class Thorn:
     """Thorn for Flask: ``Thorn(app)``, or ``thorn = Thorn()`` then ``thorn.init_app(app)``.
 
@@ -153,6 +207,18 @@ class Thorn:
             :class:`~thorn_flask.models.Subscriber` when a database is given.
         current_user: returns the user of the current request for the subscription API
             (Flask-Login's ``current_user`` when omitted and Flask-Login is installed).
+        attempt_model: the delivery-log model (a
+            :class:`~thorn_flask.models.DeliveryAttemptMixin` model; the ready
+            :class:`~thorn_flask.models.DeliveryAttempt` by default).
+        outbox_model: the outbox model (an :class:`~thorn_flask.models.OutboxEventMixin`
+            model; the ready :class:`~thorn_flask.models.OutboxEvent` by default).
+        current_session: with ``THORN_OUTBOX``: returns the application's session, whose
+            transaction events are stored in (``db.session`` with ``db=``).
+
+    The delivery log is kept in the database (:class:`~thorn_flask.log.SQLAlchemyDeliveryLog`)
+    when subscribers are stored there and ``THORN_DELIVERY_LOG`` is not set, or when
+    ``THORN_DELIVERY_LOG`` names that class. With ``THORN_OUTBOX`` the core app's ``outbox``
+    is a :class:`~thorn_flask.outbox.SQLAlchemyOutbox`.
     """
 
     def __init__(
@@ -163,11 +229,17 @@ class Thorn:
         session_factory: SessionFactory | None = None,
         model: type[SubscriberMixin] | None = None,
         current_user: CurrentUser | None = None,
+        attempt_model: type[DeliveryAttemptMixin] | None = None,
+        outbox_model: type[OutboxEventMixin] | None = None,
+        current_session: CurrentSession | None = None,
     ) -> None:
         self.db = db
         self.session_factory = session_factory
         self.model = model
         self.current_user = current_user
+        self.attempt_model = attempt_model
+        self.outbox_model = outbox_model
+        self.current_session = current_session
         if app is not None:
             self.init_app(app)
 
@@ -179,17 +251,24 @@ class Thorn:
         session_factory: SessionFactory | None = _UNSET,
         model: type[SubscriberMixin] | None = _UNSET,
         current_user: CurrentUser | None = _UNSET,
+        attempt_model: type[DeliveryAttemptMixin] | None = _UNSET,
+        outbox_model: type[OutboxEventMixin] | None = _UNSET,
+        current_session: CurrentSession | None = _UNSET,
     ) -> ThornState:
         """Set Thorn up on ``app``; keyword arguments override the constructor's for this app.
 
         Raises:
-            ImproperlyConfigured: a ``THORN_*`` key is unknown or has a bad value, or both
-                ``db`` and ``session_factory`` are given.
+            ImproperlyConfigured: a ``THORN_*`` key is unknown or has a bad value, both
+                ``db`` and ``session_factory`` are given, or the delivery log or outbox
+                asked for has no database.
         """
         db = self.db if db is _UNSET else db
         session_factory = self.session_factory if session_factory is _UNSET else session_factory
         model = self.model if model is _UNSET else model
         current_user = self.current_user if current_user is _UNSET else current_user
+        attempt_model = self.attempt_model if attempt_model is _UNSET else attempt_model
+        outbox_model = self.outbox_model if outbox_model is _UNSET else outbox_model
+        current_session = self.current_session if current_session is _UNSET else current_session
         if db is not None and session_factory is not None:
             raise ImproperlyConfigured("give Thorn either db= or session_factory=, not both")
         settings: dict[str, Any] = {f"{PREFIX}SIGNAL_HONORS_TRANSACTION": True}
@@ -205,6 +284,20 @@ class Thorn:
         if model is not None and session_factory is not None:
             source = StoredSubscribers(model, session_factory)
             core.add_subscriber_source(source)
+        delivery_log = _delivery_log(
+            core, session_factory, attempt_model, stored=source is not None
+        )
+        outbox = None
+        if core.settings.outbox:
+            if current_session is None and db is not None:
+                current_session = _flask_sqlalchemy_session(db)
+            if session_factory is None or current_session is None:
+                raise ImproperlyConfigured(
+                    "THORN_OUTBOX needs the application's database: pass Thorn(app, db=db), or "
+                    "session_factory= and current_session= for plain SQLAlchemy"
+                )
+            outbox = SQLAlchemyOutbox(outbox_model or OutboxEvent, session_factory, current_session)
+            core.outbox = outbox
         old = app.extensions.get(EXTENSION_KEY)
         if isinstance(old, ThornState):
             old.core.close()
@@ -214,6 +307,8 @@ class Thorn:
             sessions=session_factory,
             source=source,
             current_user=current_user or _flask_login_user,
+            delivery_log=delivery_log,
+            outbox=outbox,
         )
         app.extensions[EXTENSION_KEY] = state
         from .cli import thorn_cli

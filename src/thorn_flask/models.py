@@ -1,8 +1,9 @@
-"""SQLAlchemy subscriber models: :class:`SubscriberMixin` for your base, or the ready one.
+"""SQLAlchemy models: subscribers, the delivery log and the outbox, as mixins or ready models.
 
-The mixin works with Flask-SQLAlchemy (``class Subscriber(SubscriberMixin, db.Model)``) and
-with plain SQLAlchemy 2.x declarative bases. :class:`Subscriber` is a ready model on Thorn's
-own :class:`Base` (table ``thorn_subscriber``), for applications that add no fields.
+The mixins work with Flask-SQLAlchemy (``class Subscriber(SubscriberMixin, db.Model)``) and
+with plain SQLAlchemy 2.x declarative bases. :class:`Subscriber`, :class:`DeliveryAttempt`
+and :class:`OutboxEvent` are ready models on Thorn's own :class:`Base` (tables
+``thorn_subscriber``, ``thorn_delivery_attempt`` and ``thorn_outbox``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,23 @@ import datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
-from sqlalchemy import Boolean, DateTime, Select, String, Uuid, or_, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    Text,
+    Uuid,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
@@ -19,10 +36,26 @@ from thorn_core.patterns import candidate_patterns
 from thorn_core.signing import generate_secret
 from thorn_core.subscribers import Subscriber as CoreSubscriber
 
-__all__ = ["Base", "Subscriber", "SubscriberMixin", "coerce_user"]
+__all__ = [
+    "Base",
+    "DeliveryAttempt",
+    "DeliveryAttemptMixin",
+    "OutboxEvent",
+    "OutboxEventMixin",
+    "Subscriber",
+    "SubscriberMixin",
+    "coerce_user",
+]
 
 #: The table name of the ready model and the mixin's default (Django's is ``thorn_django_*``).
 TABLE_NAME = "thorn_subscriber"
+#: The table of delivery attempts (the ready model's and the mixin's default).
+ATTEMPT_TABLE = "thorn_delivery_attempt"
+#: The table of the transactional outbox.
+OUTBOX_TABLE = "thorn_outbox"
+
+#: A 64-bit primary key that SQLite still fills in (it autoincrements INTEGER only).
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _now() -> datetime.datetime:
@@ -123,9 +156,101 @@ class SubscriberMixin:
         return f"<{type(self).__name__} {self.event!r} -> {self.url!r}>"
 
 
+class DeliveryAttemptMixin:
+    """The columns of one delivery attempt (``thorn_core.log.AttemptRecord``).
+
+    Indexed on ``delivery_id``, ``(subscriber_uuid, at)`` and ``at``. A row with
+    ``attempt == 0`` is no attempt but the mark a re-enabled subscription leaves: it counts
+    as a success for the failure streak and is never listed.
+    """
+
+    __tablename__: ClassVar[str] = ATTEMPT_TABLE
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(200))
+    subscriber_uuid: Mapped[str] = mapped_column(String(36))
+    url: Mapped[str] = mapped_column(String(2048))
+    attempt: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration: Mapped[float] = mapped_column(Float, default=0.0)
+    request_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
+    next_retry_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        table = cls.__tablename__
+        return (
+            Index(f"ix_{table}_delivery_id", "delivery_id"),
+            Index(f"ix_{table}_subscriber_at", "subscriber_uuid", "at"),
+            Index(f"ix_{table}_at", "at"),
+        )
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else (self.error or f"HTTP {self.status_code}")
+        return f"<{type(self).__name__} {self.delivery_id} #{self.attempt} {state}>"
+
+
+class OutboxEventMixin:
+    """The columns of one stored event of the transactional outbox.
+
+    ``message`` is ``EventMessage.to_dict()``; ``done_at`` is set once the relay has
+    dispatched it. ``claimed_by``/``claimed_until`` are the relay's lease: a claimed event is
+    not taken again by another relay until the lease runs out. Pending events are found
+    through a partial index (``done_at IS NULL``) on PostgreSQL and SQLite.
+    """
+
+    __tablename__: ClassVar[str] = OUTBOX_TABLE
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    done_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    claimed_until: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        table = cls.__tablename__
+        pending = text("done_at IS NULL")
+        return (
+            Index(
+                f"ix_{table}_pending",
+                "id",
+                postgresql_where=pending,
+                sqlite_where=pending,
+            ),
+            Index(f"ix_{table}_done_at", "done_at"),
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.message.get('event')!r}>"
+
+
 class Base(DeclarativeBase):
-    """Thorn's own declarative base: its metadata holds only the ready :class:`Subscriber`."""
+    """Thorn's own declarative base: the ready :class:`Subscriber`, :class:`DeliveryAttempt`
+    and :class:`OutboxEvent`."""
 
 
 class Subscriber(SubscriberMixin, Base):
     """The ready subscriber model, table ``thorn_subscriber`` in :attr:`Base.metadata`."""
+
+
+class DeliveryAttempt(DeliveryAttemptMixin, Base):
+    """The ready delivery-log model, table ``thorn_delivery_attempt``."""
+
+
+class OutboxEvent(OutboxEventMixin, Base):
+    """The ready outbox model, table ``thorn_outbox``."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from thorn_core.subscribers import Subscriber, sender_key
@@ -39,12 +40,34 @@ class StoredSubscribers:
             return [row.to_subscriber() for row in rows]
 
     def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
-        """Set ``active`` to false on the stored subscription (after a 410 Gone)."""
+        """Set ``active`` to false on the stored subscription (after a 410 Gone, or failing
+        too long); False when it was off already, so the signal fires once."""
         with self.sessions() as session, session.begin():
             result = session.execute(
                 update(self.model)
-                .where(self.model.uuid == subscriber.uuid)
+                .where(self.model.uuid == subscriber.uuid, self.model.active.is_(True))
                 .values(active=False)
                 .execution_options(synchronize_session=False)
             )
         return bool(getattr(result, "rowcount", 0))
+
+    def reactivate(self, subscriber: Subscriber) -> bool:
+        """Set ``active`` back to true; whether the table holds the subscription."""
+        with self.sessions() as session, session.begin():
+            result = session.execute(
+                update(self.model)
+                .where(self.model.uuid == subscriber.uuid)
+                .values(active=True)
+                .execution_options(synchronize_session=False)
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    def get(self, key: Any) -> Subscriber | None:
+        """The subscription with this uuid, active or not; None when there is none."""
+        try:
+            wanted = key if isinstance(key, uuid.UUID) else uuid.UUID(str(key))
+        except ValueError:
+            return None
+        with self.sessions() as session:
+            row = session.scalars(select(self.model).where(self.model.uuid == wanted)).first()
+            return None if row is None else row.to_subscriber()

@@ -1,4 +1,4 @@
-"""Fixtures of the Django suite: loopback opt-in, a real receiver, users, the PostgreSQL gate."""
+"""Fixtures of the Django suite: loopback opt-in, real receivers, users, the PostgreSQL gate."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from thorn_core.receiver import WebhookReceiver
+from thorn_core.receiver import ReceivedWebhook, WebhookReceiver
 from thorn_core.validators import (
     allow_cidr_network,
     block_internal_ips,
@@ -21,13 +21,16 @@ from thorn_core.validators import (
 )
 
 __all__ = [
+    "Switch",
     "_fake_dns",
     "_postgresql_gate",
+    "flaky",
     "loopback",
     "make_user",
     "pytest_collection_modifyitems",
     "receiver",
     "subscribe",
+    "switch",
 ]
 
 _HERE = os.path.dirname(__file__)
@@ -122,3 +125,26 @@ def subscribe(db: None) -> Callable[..., Any]:
         return Subscriber.objects.create(event=event, url=url, **fields)
 
     return make
+
+
+class Switch:
+    """How :func:`flaky` answers: 503 while ``down`` (the default), 200 once it is cleared."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    def __call__(self, _request: ReceivedWebhook) -> tuple[int, bytes]:
+        return (503, b"down for maintenance") if self.down else (200, b"ok")
+
+
+@pytest.fixture
+def switch() -> Switch:
+    """The state of the :func:`flaky` receiver: down at first."""
+    return Switch()
+
+
+@pytest.fixture
+def flaky(switch: Switch) -> Iterator[WebhookReceiver]:
+    """A real receiver on 127.0.0.1 that fails until ``switch.down`` is cleared."""
+    with WebhookReceiver(respond=switch) as running:
+        yield running

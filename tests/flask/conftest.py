@@ -17,9 +17,14 @@ import flask
 import sqlalchemy
 
 from thorn_core.receiver import WebhookReceiver
-from thorn_flask import Thorn, get_state
+from thorn_flask import DeliveryAttempt, OutboxEvent, Thorn, get_state
 
 from .app import LOOPBACK, Subscription, db, register_routes
+
+#: Thorn's own tables (the ready models on ``thorn_flask.Base``) that the tests create.
+THORN_TABLES = [
+    DeliveryAttempt.metadata.tables[model.__tablename__] for model in (DeliveryAttempt, OutboxEvent)
+]
 
 POSTGRES_URL = os.environ.get(
     "THORN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -97,6 +102,8 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., flask.Flask]]:
         with app.app_context():
             db.drop_all()
             db.create_all()
+            DeliveryAttempt.metadata.drop_all(db.engine, tables=THORN_TABLES)
+            DeliveryAttempt.metadata.create_all(db.engine, tables=THORN_TABLES)
         apps.append(app)
         return app
 
@@ -105,6 +112,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., flask.Flask]]:
         with app.app_context():
             db.session.remove()
             db.drop_all()
+            DeliveryAttempt.metadata.drop_all(db.engine, tables=THORN_TABLES)
             db.engine.dispose()
         get_state(app).core.close()
 

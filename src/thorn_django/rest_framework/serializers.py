@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import serializers
 
@@ -10,8 +10,12 @@ from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.subscriptions import check_subscription
 
 from ..conf import get_app, get_subscriber_model
+from ..models import DeliveryAttempt
 
-__all__ = ["SubscriberSerializer"]
+if TYPE_CHECKING:
+    from thorn_core.delivery import Delivery
+
+__all__ = ["DeliveryAttemptSerializer", "SubscriberSerializer", "delivery_outcome"]
 
 
 class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -46,10 +50,13 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
         return instance
 
     def update(self, instance: Any, validated_data: dict[str, Any]) -> Any:
-        """Change the given fields of a subscription."""
+        """Change the given fields of a subscription; switching it on re-enables it."""
+        was_active = instance.active
         for name, value in validated_data.items():
             setattr(instance, name, value)
         instance.save()
+        if instance.active and not was_active:
+            get_app().reactivate_subscriber(instance.as_subscriber())
         return instance
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
@@ -58,3 +65,37 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
         if not getattr(self, "_show_secret", False):
             data.pop("hmac_secret", None)
         return data
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    """One logged attempt: outcome, timing and a response excerpt (not the body sent)."""
+
+    class Meta:
+        model = DeliveryAttempt
+        fields = (
+            "delivery_id",
+            "event",
+            "url",
+            "attempt",
+            "ok",
+            "retryable",
+            "status_code",
+            "error",
+            "duration",
+            "response_excerpt",
+            "next_retry_at",
+            "at",
+        )
+        read_only_fields = fields
+
+
+def delivery_outcome(delivery: Delivery) -> dict[str, Any]:
+    """What the API answers about one redelivered delivery."""
+    return {
+        "delivery_id": delivery.id,
+        "event": delivery.event,
+        "attempt": delivery.attempts,
+        "ok": delivery.ok,
+        "status_code": delivery.status_code,
+        "error": delivery.error,
+    }

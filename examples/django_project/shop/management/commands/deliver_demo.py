@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.test import override_settings
@@ -13,6 +14,7 @@ from django.test import override_settings
 from thorn_core.receiver import WebhookReceiver
 from thorn_core.validators import allow_cidr_network, block_internal_ips, ensure_protocol
 from thorn_core.verification import verify_request
+from thorn_django import get_app
 from thorn_django.models import Subscriber
 
 from ...models import Order
@@ -39,6 +41,9 @@ class Command(BaseCommand):
                     order = Order.objects.create(total=Decimal("42.00"))
                     self.stdout.write("Order created; nothing sent until the commit.")
                     assert not receiver.received
+                if get_app().settings.outbox:
+                    self.stdout.write("Committed with the order in the outbox; relaying it.")
+                    call_command("thorn_relay", stdout=self.stdout)
                 order.state = "PAID"
                 order.save()
             finally:
