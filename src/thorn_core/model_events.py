@@ -295,7 +295,12 @@ class ModelEvent:
         if not self.should_dispatch(instance, change.previous):
             return
         message = self.prepare_from_instance(instance, context=change.context, binding=binding)
-        if self.honors_transaction:
+        app = self.event.app
+        if app.settings.outbox and app.outbox is not None:
+            # The outbox row is written in this transaction: it commits, or rolls back, with
+            # the change itself, and the relay sends it after commit.
+            self.event.submit(message)
+        elif self.honors_transaction:
             binding.on_commit(lambda: self._guarded(instance, lambda: self.event.submit(message)))
         else:
             self.event.submit(message)

@@ -1,0 +1,63 @@
+"""``manage.py thorn_relay [--loop]``: dispatch the events stored in the outbox."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
+
+from thorn_core.outbox import relay
+
+from ...conf import get_app
+
+
+class Command(BaseCommand):
+    help = (
+        "Dispatch the events stored in the outbox (THORN_OUTBOX) and mark them done: "
+        "until it is empty, or forever with --loop."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--loop", action="store_true", help="Keep relaying until interrupted (Ctrl-C)."
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            help="With --loop: seconds between two looks at an empty outbox (default 1).",
+        )
+        parser.add_argument(
+            "--limit", type=int, default=100, help="Events claimed per batch (default 100)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        app = get_app()
+        if app.outbox is None:
+            raise CommandError("This Thorn app has no outbox")
+        limit: int = options["limit"]
+        if limit < 1:
+            raise CommandError("--limit must be at least 1")
+        if not options["loop"]:
+            self.stdout.write(f"Relayed {self._drain(app, limit)} events")
+            return
+        try:
+            while True:
+                close_old_connections()
+                count = self._drain(app, limit)
+                if count:
+                    self.stdout.write(f"Relayed {count} events")
+                time.sleep(options["interval"])
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped")
+
+    def _drain(self, app: Any, limit: int) -> int:
+        """Relay batches until one is not full; how many events were relayed."""
+        total = 0
+        while True:
+            count = relay(app, limit=limit)
+            total += count
+            if count < limit:
+                return total
