@@ -270,3 +270,40 @@ class TestBrokerRestart:
             with contextlib.suppress(Exception):
                 delete_queue(capp, queue)
             capp.close()
+
+
+class TestPublishFailures:
+    """A broker that refuses a publish in the middle of a chunk drops no delivery."""
+
+    def test_failed_retry_publish_is_published_after_the_chunk(
+        self,
+        celery_app: Celery,
+        make_thorn: Callable[..., Thorn],
+        run_worker: Callable[..., Any],
+        make_receiver: Callable[..., WebhookReceiver],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The retry of /a cannot be published at first; /b and /c still get their delivery,
+        and the retry goes out after the chunk and arrives."""
+        answers = iter([(503, b"busy")])
+        flaky = make_receiver(lambda _request: next(answers, (200, b"ok")))
+        steady = make_receiver()
+        make_thorn({"THORN_RETRY_DELAY": 0.1})
+        real_send_task = celery_app.send_task
+        refused: list[str] = []
+
+        def send_task(name: str, *args: Any, **kwargs: Any) -> Any:
+            if name == "thorn.deliver" and not refused:
+                refused.append(name)
+                raise ConnectionError("broker blip")
+            return real_send_task(name, *args, **kwargs)
+
+        monkeypatch.setattr(celery_app, "send_task", send_task)
+        Event("a.b").send({"n": 1}, subscribers=[flaky.url("/a"), steady.url("/b")])
+        with run_worker():
+            flaky.wait_for(2, WAIT)
+            steady.wait_for(1, WAIT)
+        assert refused == ["thorn.deliver"]
+        first, second = flaky.received
+        assert first.delivery_id == second.delivery_id
+        assert len(steady.received) == 1

@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         "pip install 'thorn-webhooks[celery]'"
     ) from exc
 from celery import shared_task
+from celery.exceptions import Reject  # type: ignore[import-untyped]
 
 from .. import signals
 from ..app import current_app
@@ -258,6 +259,8 @@ class _Batch:
         self.dispatcher = _worker_dispatcher(app)
         self._results: dict[int, SendResult] = {}
         self._bodies: dict[tuple[int, str], bytes | None] = {}
+        #: Tasks that could not be published (a broker blip): (deliveries, countdown).
+        self._unpublished: list[tuple[list[WireDelivery], float | None]] = []
 
     def publish(self, deliveries: Sequence[WireDelivery], countdown: float | None = None) -> None:
         """Publish ``deliveries`` as one ``thorn.deliver`` task, with the messages they need."""
@@ -277,6 +280,32 @@ class _Batch:
             kwargsrepr="{}",
             **self.dispatcher.route(),
         )
+
+    def publish_or_keep(
+        self, deliveries: Sequence[WireDelivery], countdown: float | None = None
+    ) -> None:
+        """Publish, or keep the deliveries for :meth:`finish` when the broker refuses."""
+        try:
+            self.publish(deliveries, countdown)
+        except Exception:
+            logger.exception("Publishing Thorn deliveries failed; trying again after the chunk")
+            self._unpublished.append((list(deliveries), countdown))
+
+    def finish(self) -> None:
+        """Publish what could not be published during the task, or requeue the task.
+
+        Nothing is dropped: when the broker still refuses, the task's own message is
+        requeued (``Reject(requeue=True)``), so its deliveries are made again under the same
+        ids (receivers deduplicate on ``Hook-Delivery``).
+        """
+        pending, self._unpublished = self._unpublished, []
+        for deliveries, countdown in pending:
+            try:
+                self.publish(deliveries, countdown)
+            except Exception as exc:
+                raise Reject(
+                    f"cannot publish {len(deliveries)} Thorn deliveries: {exc}", requeue=True
+                ) from exc
 
     def plan(self) -> list[WireDelivery]:
         """Resolve every message's subscribers; the deliveries sorted by URL (hosts together)."""
@@ -336,7 +365,7 @@ class _Batch:
 
     def _retry(self, delivery: Delivery, wire: WireDelivery, delay: float) -> None:
         i, subscriber_data, delivery_id, attempt = wire
-        self.publish([[i, subscriber_data, delivery_id, attempt + 1]], countdown=delay)
+        self.publish_or_keep([[i, subscriber_data, delivery_id, attempt + 1]], countdown=delay)
         logger.info(
             "Thorn delivery %s of %s to %s failed (%s); attempt %d in %.1f s",
             delivery.id,
@@ -380,9 +409,10 @@ def dispatch_events(self: Any, messages: list[dict[str, Any]]) -> None:
     chunksize = app.settings.chunksize
     if len(planned) <= chunksize:
         batch.deliver(planned)
-        return
-    for chunk in _chunks(planned, chunksize):
-        batch.publish(chunk)
+    else:
+        for chunk in _chunks(planned, chunksize):
+            batch.publish_or_keep(chunk)
+    batch.finish()
 
 
 @shared_task(name=DELIVER_TASK, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
@@ -390,6 +420,7 @@ def deliver_chunk(self: Any, payload: dict[str, Any]) -> None:
     """Send a chunk of deliveries (sorted by URL) in order; retry each failure alone."""
     batch = _Batch(self, current_app(), payload["messages"])
     batch.deliver(payload["deliveries"])
+    batch.finish()
 
 
 @shared_task(name=RELAY_TASK)  # type: ignore[untyped-decorator]
