@@ -56,7 +56,9 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if change and obj.active and "active" in form.changed_data:
             get_app().reactivate_subscriber(subscriber_from_model(obj))
 
-    @admin.action(description="Send a test ping to the selected subscribers")
+    @admin.action(
+        description="Send a test ping to the selected subscribers", permissions=["change"]
+    )
     def send_test_ping(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         """Deliver a ``thorn.ping`` event to each selected subscriber now and report the outcome."""
         app = get_app()
@@ -69,7 +71,10 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             level = messages.SUCCESS if delivery.ok else messages.ERROR
             self.message_user(request, f"{row.url}: {outcome(delivery)}.", level)
 
-    @admin.action(description="Redeliver the failed deliveries of the selected subscribers")
+    @admin.action(
+        description="Redeliver the failed deliveries of the selected subscribers",
+        permissions=["change"],
+    )
     def redeliver_failed_deliveries(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         """Send again every delivery whose latest attempt failed, per subscriber."""
         app = get_app()
@@ -88,7 +93,7 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 level,
             )
 
-    @admin.action(description="Re-enable the selected subscribers")
+    @admin.action(description="Re-enable the selected subscribers", permissions=["change"])
     def reenable(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         """Switch the selected subscribers back on; their failure counts start again."""
         app = get_app()
@@ -162,7 +167,12 @@ class DeliveryAttemptAdmin(_ReadOnly):
         """The body sent, as text."""
         return format_html("<pre>{}</pre>", bytes(obj.body or b"").decode("utf-8", "replace"))
 
-    @admin.action(description="Redeliver the selected deliveries")
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        """Redelivering sends to a subscription: it needs the right to change subscribers."""
+        codename = f"{Subscriber._meta.app_label}.change_{Subscriber._meta.model_name}"
+        return bool(request.user.has_perm(codename))
+
+    @admin.action(description="Redeliver the selected deliveries", permissions=["redeliver"])
     def redeliver_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         """Send each selected delivery again (once per delivery id) and report the outcome."""
         app = get_app()

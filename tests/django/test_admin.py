@@ -91,3 +91,32 @@ class TestPingAction:
             CHANGELIST, {"action": "send_test_ping", "_selected_action": [row.pk]}, follow=True
         )
         assert "failed" in answer.content.decode()
+
+
+class TestActionPermissions:
+    """Actions that send or re-enable need the change permission; viewing is not enough."""
+
+    @pytest.mark.usefixtures("loopback")
+    def test_view_only_staff_cannot_ping_or_redeliver(
+        self, subscribe: Callable[..., Any], receiver: WebhookReceiver
+    ) -> None:
+        """A staff user with only the view permissions sees no actions and sends nothing."""
+        from django.contrib.auth.models import Permission
+
+        user = get_user_model().objects.create_user("viewer", "v@example.com", "pw")
+        user.is_staff = True
+        user.save()
+        user.user_permissions.add(
+            *Permission.objects.filter(codename__in=["view_subscriber", "view_deliveryattempt"])
+        )
+        client = Client()
+        client.force_login(user)
+        row = subscribe("article.created", receiver.url("/ping"))
+
+        page = client.get(CHANGELIST).content.decode()
+        assert "send_test_ping" not in page
+        assert "reenable" not in page
+        client.post(CHANGELIST, {"action": "send_test_ping", "_selected_action": [row.pk]})
+        attempts = client.get("/admin/thorn_django/deliveryattempt/").content.decode()
+        assert "redeliver_selected" not in attempts
+        assert receiver.received == []
