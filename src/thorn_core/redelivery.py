@@ -17,7 +17,11 @@ if TYPE_CHECKING:
     from .app import Thorn
     from .delivery import Delivery
 
-__all__ = ["RedeliveryError", "redeliver", "redeliver_failed"]
+__all__ = ["API_REDELIVERY_LIMIT", "RedeliveryError", "redeliver", "redeliver_failed"]
+
+#: Deliveries one REST API call redelivers at most (the rest on the next call), so that a
+#: request is never held by an unbounded replay.
+API_REDELIVERY_LIMIT = 20
 
 #: Headers Thorn sets on every delivery; the rest of a logged request are the sender's extras.
 _THORN_HEADERS = ("hook-", "webhook-", "content-type", "content-length", "user-agent", "host")
@@ -92,15 +96,19 @@ def redeliver_failed(
     since: datetime.datetime | None = None,
     *,
     progress: Progress | None = None,
+    limit: int | None = None,
 ) -> list[Delivery]:
     """Send again every delivery of a subscriber whose latest attempt failed, oldest first.
 
-    ``progress(done, total, delivery)`` is called after each one, for long replays.
+    ``progress(done, total, delivery)`` is called after each one, for long replays. With
+    ``limit``, at most that many are sent (the oldest); call again for the rest.
 
     Raises:
         RedeliveryError: the subscription is gone or off (nothing is sent then).
     """
     records = app.delivery_log.failed(str(subscriber_uuid), since)
+    if limit is not None:
+        records = records[:limit]
     subscriber = app.find_subscriber(str(subscriber_uuid))
     if subscriber is None or not subscriber.active:
         state = "no longer exists" if subscriber is None else "is deactivated"

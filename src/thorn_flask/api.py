@@ -13,7 +13,12 @@ from sqlalchemy.orm import Session
 
 from thorn_core.delivery import Delivery
 from thorn_core.log import AttemptRecord
-from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
+from thorn_core.redelivery import (
+    API_REDELIVERY_LIMIT,
+    RedeliveryError,
+    redeliver,
+    redeliver_failed,
+)
 from thorn_core.subscriptions import check_subscription
 
 from .extension import ThornState, get_state
@@ -273,7 +278,7 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
         if row is None:
             return {"detail": NOT_FOUND}, 404
         try:
-            done = redeliver_failed(state.core, str(row.uuid), since)
+            done = redeliver_failed(state.core, str(row.uuid), since, limit=API_REDELIVERY_LIMIT)
         except RedeliveryError as exc:
             return {"detail": str(exc)}, 409
         succeeded = sum(d.ok for d in done)

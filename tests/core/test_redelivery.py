@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
-from thorn_core import Subscriber, Thorn
+from thorn_core import Event, Subscriber, Thorn
 from thorn_core.log import utcnow
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
@@ -208,3 +208,21 @@ class TestRedeliverFailed:
         app.event("order.paid").send({})
         later = utcnow() + datetime.timedelta(hours=1)
         assert redeliver_failed(app, str(subscriber.uuid), later) == []
+
+
+class TestRedeliveryLimit:
+    """A replay can be bounded, oldest first, so an API request is never held by it."""
+
+    def test_limit_sends_the_oldest_first(self, make_app, make_receiver):
+        """With limit=2, the two oldest failed deliveries go out; the third waits."""
+        from thorn_core.redelivery import redeliver_failed
+
+        down = {"on": True}
+        receiver = make_receiver(lambda _r: (503, b"down") if down["on"] else (200, b"ok"))
+        app = make_app({"THORN_SUBSCRIBERS": {"*": receiver.url()}})
+        sent = [Event("user.created", app=app).send({"n": n}).deliveries[0] for n in range(3)]
+        down["on"] = False
+        (subscriber,) = app.static_subscribers.matching("user.created")
+        again = redeliver_failed(app, str(subscriber.uuid), limit=2)
+        assert [d.id for d in again] == [d.id for d in sent[:2]]
+        assert len(app.delivery_log.failed(str(subscriber.uuid))) == 1

@@ -13,7 +13,12 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
+from thorn_core.redelivery import (
+    API_REDELIVERY_LIMIT,
+    RedeliveryError,
+    redeliver,
+    redeliver_failed,
+)
 
 from .._cli import parse_since
 from ..conf import get_app, get_subscriber_model
@@ -108,7 +113,9 @@ class SubscriberRedeliver(_Owned, generics.GenericAPIView):  # type: ignore[type
         except ValueError as exc:
             raise ValidationError({"since": [str(exc)]}) from None
         try:
-            deliveries = redeliver_failed(get_app(), str(row.uuid), since_at)
+            deliveries = redeliver_failed(
+                get_app(), str(row.uuid), since_at, limit=API_REDELIVERY_LIMIT
+            )
         except RedeliveryError as exc:
             return _conflict(exc)
         outcomes = [delivery_outcome(delivery) for delivery in deliveries]
