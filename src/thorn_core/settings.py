@@ -281,6 +281,17 @@ class Settings:
             )
         },
     )
+    base_url: str | None = attrs.field(
+        default=None,
+        validator=_optional_str,
+        metadata={
+            "doc": (
+                "Scheme and host (`https://shop.example.com`) that adapters join a relative "
+                "`ref` path to; None: Django uses the Sites framework, Flask `url_for` with "
+                "`_external=True`."
+            )
+        },
+    )
     pool_size: int = attrs.field(
         default=10,
         validator=_positive_int,

@@ -24,14 +24,21 @@ _PREVIOUS = "_thorn_previous"
 
 
 def absolute_uri(path: str) -> str:
-    """Make ``path`` absolute with the current site (``django.contrib.sites``).
+    """Make ``path`` absolute with ``THORN_BASE_URL``, else the current site (Sites framework).
 
     A URL that already has a scheme is returned as is. The site's domain is prefixed with
     ``https://``, unless the domain itself starts with ``http://`` or ``https://`` (handy in
     development: ``http://127.0.0.1:8000``). Without the Sites framework the path is returned
     unchanged.
     """
-    if "://" in path or not apps.is_installed("django.contrib.sites"):
+    if "://" in path:
+        return path
+    from .conf import get_app
+
+    base_url = get_app().settings.base_url
+    if base_url:
+        return base_url.rstrip("/") + (path if path.startswith("/") else f"/{path}")
+    if not apps.is_installed("django.contrib.sites"):
         return path
     from django.contrib.sites.models import Site
 

@@ -206,3 +206,18 @@ class TestBinding:
         Article.objects.create(title="x")
         row.refresh_from_db()
         assert row.active is False
+
+
+class TestBaseURL:
+    """THORN_BASE_URL makes ``ref`` absolute without the Sites framework."""
+
+    def test_base_url_prefixes_relative_paths(self) -> None:
+        """A relative path gets the base URL; an absolute URL is left alone."""
+        from django.test import override_settings
+
+        from thorn_django.binding import absolute_uri
+
+        with override_settings(THORN_BASE_URL="https://shop.example.com/"):
+            assert absolute_uri("/articles/1/") == "https://shop.example.com/articles/1/"
+            assert absolute_uri("articles/1/") == "https://shop.example.com/articles/1/"
+            assert absolute_uri("https://cdn.example.com/x") == "https://cdn.example.com/x"
