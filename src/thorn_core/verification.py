@@ -7,6 +7,7 @@ The Django and Flask ``verify_webhook`` decorators are thin wrappers around
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,7 +18,9 @@ from .codecs import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE
 from .exceptions import InvalidSignature
 from .signing import verify_hook_hmac, verify_standard_webhook
 
-__all__ = ["SecretSpec", "VerifiedWebhook", "parse_payload", "verify_request"]
+__all__ = ["SecretSpec", "VerifiedWebhook", "parse_payload", "secrets_for", "verify_request"]
+
+logger = logging.getLogger(__name__)
 
 #: A secret, several (while rotating), or a callable returning them for a request.
 SecretSpec = str | Iterable[str] | Callable[..., "str | Iterable[str]"]
@@ -37,6 +40,30 @@ class VerifiedWebhook:
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
+
+
+def secrets_for(secret: SecretSpec, request: Any) -> list[str]:
+    """The secrets to verify ``request`` with: ``secret`` itself, or what a callable returns.
+
+    Receiver decorators share it, so an unknown sender is a 401 everywhere, never a 500.
+
+    Raises:
+        InvalidSignature: the callable raised (it is logged) or found no secret.
+    """
+    if callable(secret):
+        try:
+            found = secret(request)
+        except Exception as exc:
+            logger.warning("Looking up the webhook secret failed: %r", exc)
+            raise InvalidSignature("no secret is known for this webhook") from exc
+    else:
+        found = secret
+    if found is None:
+        raise InvalidSignature("no secret is known for this webhook")
+    secrets = [found] if isinstance(found, str) else list(found)
+    if not secrets or not all(isinstance(s, str) and s for s in secrets):
+        raise InvalidSignature("no secret is known for this webhook")
+    return secrets
 
 
 def parse_payload(content_type: str | None, body: bytes) -> Any:

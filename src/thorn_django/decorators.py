@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 
 from thorn_core.exceptions import InvalidSignature
-from thorn_core.verification import SecretSpec, verify_request
+from thorn_core.verification import SecretSpec, secrets_for, verify_request
 
 __all__ = ["verify_webhook"]
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponse])
-
-
-def _secrets(secret: SecretSpec, request: HttpRequest) -> str | Iterable[str]:
-    value = secret(request) if callable(secret) else secret
-    return value
 
 
 def verify_webhook(
@@ -51,7 +46,7 @@ def verify_webhook(
                 webhook = verify_request(
                     request.headers,
                     request.body,
-                    _secrets(secret, request),
+                    secrets_for(secret, request),
                     tolerance=tolerance,
                     digest_method=digest_method,
                     require_timestamp=require_timestamp,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import flask
 
 from thorn_core.exceptions import InvalidSignature
-from thorn_core.verification import SecretSpec, verify_request
+from thorn_core.verification import SecretSpec, secrets_for, verify_request
 
 __all__ = ["verify_webhook"]
 
@@ -19,18 +19,9 @@ _ViewT = TypeVar("_ViewT", bound=Callable[..., Any])
 REFUSED = "Invalid webhook signature."
 
 
-def _secrets(secret: SecretSpec, request: flask.Request) -> str | Iterable[str]:
-    if isinstance(secret, str):
-        return secret
-    if callable(secret):
-        found: str | Iterable[str] = secret(request)
-        return found
-    return list(secret)
-
-
 def verify_webhook(
-    *,
     secret: SecretSpec,
+    *,
     tolerance: float = 300.0,
     digest_method: str = "sha256",
     require_timestamp: bool = True,
@@ -51,7 +42,7 @@ def verify_webhook(
                 webhook = verify_request(
                     dict(request.headers),
                     request.get_data(cache=True),
-                    _secrets(secret, request),
+                    secrets_for(secret, request),
                     tolerance=tolerance,
                     digest_method=digest_method,
                     require_timestamp=require_timestamp,

@@ -158,3 +158,26 @@ class TestPing:
         delivery = ping(app, Subscriber(url="http://127.0.0.1:9/"))
         assert not delivery.ok
         assert delivery.attempts == 0
+
+
+class TestSecretsFor:
+    """secrets_for turns a secret, a list or a lookup into the secrets to verify with."""
+
+    def test_values_and_lookups(self):
+        """A string, a list and a callable's answer become a list of secrets."""
+        from thorn_core.verification import secrets_for
+
+        assert secrets_for("s", None) == ["s"]
+        assert secrets_for(["a", "b"], None) == ["a", "b"]
+        assert secrets_for(lambda request: request["secret"], {"secret": "c"}) == ["c"]
+
+    @pytest.mark.parametrize(
+        "lookup",
+        [lambda request: None, lambda request: [], lambda request: {}["missing"]],
+    )
+    def test_unknown_sender_is_an_invalid_signature(self, lookup):
+        """A lookup that finds nothing, or raises, refuses the webhook (a 401, not a 500)."""
+        from thorn_core.verification import secrets_for
+
+        with pytest.raises(InvalidSignature, match="no secret"):
+            secrets_for(lookup, object())

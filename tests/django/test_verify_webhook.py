@@ -60,6 +60,10 @@ class TestVerifyWebhook:
         assert answer.status_code == 401
         assert answer.content.startswith(b"Invalid webhook signature: ")
 
+    def test_unknown_sender_is_refused(self) -> None:
+        """A secret lookup that raises answers 401, not 500."""
+        assert post("/receive-unknown/", signed(BODY)).status_code == 401
+
     def test_rotating_secrets(self) -> None:
         """A callable may return several secrets: either one verifies."""
         assert post("/receive-rotating/", signed(BODY, secret=OLD_SECRET)).status_code == 200

@@ -14,4 +14,5 @@ urlpatterns = [
     path("authors/<int:pk>/", views.article_detail, name="author-detail"),
     path("receive/", views.receive, name="receive"),
     path("receive-rotating/", views.receive_rotating, name="receive-rotating"),
+    path("receive-unknown/", views.receive_unknown, name="receive-unknown"),
 ]

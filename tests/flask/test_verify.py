@@ -70,3 +70,15 @@ class TestVerifyWebhook:
         webhook, secret = delivered
         assert replay(receiving_app(["whsec_" + "B" * 32, secret]), webhook).status_code == 200
         assert replay(receiving_app(lambda request: [secret]), webhook).status_code == 200
+
+    def test_unknown_sender_is_refused_not_an_error(
+        self, delivered: tuple[ReceivedWebhook, str]
+    ) -> None:
+        """A secret lookup that raises or finds nothing answers 401, not 500."""
+        webhook, _ = delivered
+
+        def unknown(request: Any) -> str:
+            raise KeyError(request.headers.get("Hook-Subscription"))
+
+        assert replay(receiving_app(unknown), webhook).status_code == 401
+        assert replay(receiving_app(lambda request: None), webhook).status_code == 401

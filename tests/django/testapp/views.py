@@ -28,3 +28,13 @@ def receive(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
 def receive_rotating(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
     """Accept either secret while rotating."""
     return JsonResponse({"event": webhook.event})
+
+
+def _no_such_subscription(request: HttpRequest) -> str:
+    raise KeyError(request.headers.get("Hook-Subscription"))
+
+
+@verify_webhook(secret=_no_such_subscription)
+def receive_unknown(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
+    """A receiver whose secret lookup knows no sender."""
+    return JsonResponse({"event": webhook.event})
