@@ -170,6 +170,42 @@ def no_subscriber(args: argparse.Namespace) -> dict[str, Any]:
             source.close()
 
 
+def stored_pair(args: argparse.Namespace) -> dict[str, Any]:
+    """``send()`` with 10 and with ``--stored`` non-matching stored subscribers, measured in
+    alternation in one process, so that the machine's drift affects both alike."""
+    from benchmarks.stores import PostgresSubscribers, SQLiteSubscribers
+    from thorn_core import Event
+
+    kind = PostgresSubscribers if args.store == "postgres" else SQLiteSubscribers
+    sides: dict[str, Any] = {}
+    for label, count in (("small", 10), ("large", args.stored)):
+        source = kind(count, event="order.created")
+        app = _loopback_app({})
+        app.add_subscriber_source(source)
+        sides[label] = (app, source, Event("user.created", app=app))
+    timings: dict[str, list[float]] = {"small": [], "large": []}
+    try:
+        for _, _, event in sides.values():
+            for _ in range(args.warmup):
+                event.send(PAYLOAD)
+        for _ in range(args.reps):
+            for label, (_, _, event) in sides.items():
+                start = time.perf_counter()
+                for _ in range(args.events):
+                    event.send(PAYLOAD)
+                timings[label].append((time.perf_counter() - start) / args.events * 1e6)
+        sends = args.events * args.reps + args.warmup
+        result = _result(timings["small"], 0)
+        result["large_us_per_event"] = timings["large"]
+        result["queries_per_send"] = sides["large"][1].queries / sends
+        return result
+    finally:
+        for app, source, _ in sides.values():
+            app.close()
+            if hasattr(source, "close"):
+                source.close()
+
+
 def _result(per_event: list[float], posts: int) -> dict[str, Any]:
     return {
         "us_per_event": per_event,
@@ -183,6 +219,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "raw": raw_loop,
     "thorn": thorn_default,
     "nosub": no_subscriber,
+    "stored": stored_pair,
 }
 
 
@@ -197,9 +234,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--store", choices=["none", "sqlite", "postgres"], default="none")
     parser.add_argument("--stored", type=int, default=0)
-    parser.add_argument("--cpu", type=int, default=0)
+    parser.add_argument("--cpu", type=int, default=0, help="CPU to pin to; -1: do not pin")
     args = parser.parse_args()
-    if args.cpu is not None and args.cpu < (os.cpu_count() or 1):
+    if 0 <= args.cpu < (os.cpu_count() or 1):
         os.sched_setaffinity(0, {args.cpu})
     print(json.dumps(SCENARIOS[args.scenario](args)))
 

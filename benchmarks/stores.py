@@ -103,7 +103,7 @@ class PostgresSubscribers:
         import psycopg
 
         self.conn = psycopg.connect(dsn, autocommit=True)
-        self.table = f"bench_subscriber_{threading.get_ident() % 100000}"
+        self.table = f"bench_subscriber_{count}_{threading.get_ident() % 100000}"
         self.queries = 0
         self.lock = threading.Lock()
         self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
@@ -118,7 +118,8 @@ class PostgresSubscribers:
                 f"INSERT INTO {self.table} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",  # noqa: S608
                 _rows(count, matching, event, url),
             )
-        self.conn.execute(f"ANALYZE {self.table}")
+        # VACUUM now, so that autovacuum does not wake up for the new rows during the run.
+        self.conn.execute(f"VACUUM ANALYZE {self.table}")
         # One prepared statement, planned once: otherwise PostgreSQL re-plans each call, and
         # planning (not the index lookup, ~20 us either way) grows with the table's stats.
         self.conn.execute("SET plan_cache_mode = force_generic_plan")
