@@ -6,6 +6,7 @@ from ._version import __version__
 from .app import Thorn, current_app
 from .buffer import EventBuffer, buffer_events
 from .delivery import Delivery
+from .dispatchers import Dispatcher
 from .events import Event
 from .exceptions import (
     ImproperlyConfigured,
@@ -25,12 +26,14 @@ from .filters import Q
 from .message import EventMessage
 from .model_events import ModelEvent, webhook_model
 from .results import SendResult
+from .retry import RetryPolicy
 from .reversers import model_reverser
 from .settings import Settings
 from .subscribers import Subscriber, SubscriberSource
 
 __all__ = [
     "Delivery",
+    "Dispatcher",
     "Event",
     "EventBuffer",
     "EventMessage",
@@ -45,6 +48,7 @@ __all__ = [
     "ModelEvent",
     "Q",
     "RecipientRefused",
+    "RetryPolicy",
     "SendResult",
     "SerializationError",
     "Settings",
