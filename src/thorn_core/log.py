@@ -12,7 +12,7 @@ import datetime
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -30,6 +30,7 @@ __all__ = [
     "attempt_record",
     "prune_expired",
     "public_headers",
+    "record_fields",
     "utcnow",
 ]
 
@@ -72,6 +73,13 @@ class AttemptRecord:
     response_excerpt: str = attrs.field(default="", repr=False)
     next_retry_at: datetime.datetime | None = None
     at: datetime.datetime = attrs.field(factory=utcnow)
+
+
+def record_fields(record: AttemptRecord) -> dict[str, Any]:
+    """An attempt as column values (headers as a plain dict), for database-backed logs."""
+    fields = attrs.asdict(record, recurse=False)
+    fields["request_headers"] = dict(record.request_headers)
+    return fields
 
 
 def attempt_record(delivery: Delivery, *, next_retry_in: float | None = None) -> AttemptRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ThornError
 from .fanout import signed_request
@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     from .app import Thorn
     from .delivery import Delivery
 
-__all__ = ["API_REDELIVERY_LIMIT", "RedeliveryError", "redeliver", "redeliver_failed"]
+__all__ = [
+    "API_REDELIVERY_LIMIT",
+    "RedeliveryError",
+    "delivery_summary",
+    "redeliver",
+    "redeliver_failed",
+]
 
 #: Deliveries one REST API call redelivers at most (the rest on the next call), so that a
 #: request is never held by an unbounded replay.
@@ -31,6 +37,18 @@ Progress = Callable[[int, int, "Delivery"], object]
 
 class RedeliveryError(ThornError, LookupError):
     """A delivery cannot be sent again: not in the log, or its subscription is gone or off."""
+
+
+def delivery_summary(delivery: Delivery) -> dict[str, Any]:
+    """What a REST API answers about one redelivered delivery (the same in every adapter)."""
+    return {
+        "delivery_id": delivery.id,
+        "event": delivery.event,
+        "attempt": delivery.attempts,
+        "ok": delivery.ok,
+        "status_code": delivery.status_code,
+        "error": delivery.error,
+    }
 
 
 def _extra_headers(record: AttemptRecord) -> dict[str, str]:

@@ -17,7 +17,7 @@ from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from thorn_core.log import AttemptRecord, FailureStreak, utcnow
+from thorn_core.log import AttemptRecord, FailureStreak, record_fields, utcnow
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -122,21 +122,11 @@ class DjangoDeliveryLog:
         in_transaction = transaction.get_connection(using).in_atomic_block
         with transaction.atomic(using=using) if in_transaction else contextlib.nullcontext():
             DeliveryAttempt.objects.using(using).create(
-                delivery_id=record.delivery_id,
-                event=record.event,
-                subscriber_uuid=record.subscriber_uuid,
-                url=record.url,
-                attempt=record.attempt,
-                ok=record.ok,
-                retryable=record.retryable,
-                status_code=record.status_code,
-                error=record.error,
-                duration=record.duration,
-                request_headers=dict(record.request_headers),
-                body=record.body,
-                response_excerpt=record.response_excerpt,
-                next_retry_at=_to_db(record.next_retry_at),
-                at=_to_db(record.at),
+                **{
+                    **record_fields(record),
+                    "next_retry_at": _to_db(record.next_retry_at),
+                    "at": _to_db(record.at),
+                }
             )
             if record.ok:
                 return FailureStreak()

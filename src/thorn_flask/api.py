@@ -11,11 +11,11 @@ from typing import Any
 import flask
 from sqlalchemy.orm import Session
 
-from thorn_core.delivery import Delivery
 from thorn_core.log import AttemptRecord
 from thorn_core.redelivery import (
     API_REDELIVERY_LIMIT,
     RedeliveryError,
+    delivery_summary,
     redeliver,
     redeliver_failed,
 )
@@ -76,16 +76,8 @@ def serialize_attempt(record: AttemptRecord) -> dict[str, Any]:
     }
 
 
-def serialize_delivery(delivery: Delivery) -> dict[str, Any]:
-    """The JSON of the outcome of one redelivery."""
-    return {
-        "delivery_id": delivery.id,
-        "event": delivery.event,
-        "attempt": delivery.attempts,
-        "ok": delivery.ok,
-        "status_code": delivery.status_code,
-        "error": delivery.error,
-    }
+#: The JSON of the outcome of one redelivery (the core's shape, as the Django API's).
+serialize_delivery = delivery_summary
 
 
 def _errors(state: ThornState, data: Mapping[str, Any], *, partial: bool) -> dict[str, list[str]]:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, false, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from thorn_core.exceptions import ImproperlyConfigured
-from thorn_core.log import AttemptRecord, FailureStreak, utcnow
+from thorn_core.log import AttemptRecord, FailureStreak, record_fields, utcnow
 
 from .models import DeliveryAttempt, DeliveryAttemptMixin
 from .store import SessionFactory
@@ -77,23 +77,7 @@ class SQLAlchemyDeliveryLog:
 
     def record(self, record: AttemptRecord) -> FailureStreak:
         """Insert the attempt; for a failure, return the streak the database counts."""
-        row = self.model(  # type: ignore[call-arg]
-            delivery_id=record.delivery_id,
-            event=record.event,
-            subscriber_uuid=record.subscriber_uuid,
-            url=record.url,
-            attempt=record.attempt,
-            ok=record.ok,
-            retryable=record.retryable,
-            status_code=record.status_code,
-            error=record.error,
-            duration=record.duration,
-            request_headers=dict(record.request_headers),
-            body=record.body,
-            response_excerpt=record.response_excerpt,
-            next_retry_at=record.next_retry_at,
-            at=record.at,
-        )
+        row = self.model(**record_fields(record))
         with self._session() as session, session.begin():
             session.add(row)
             if record.ok:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rest_framework import serializers
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
+from thorn_core.redelivery import delivery_summary
 from thorn_core.subscriptions import check_subscription
 
 from ..conf import get_app, get_subscriber_model
 from ..models import DeliveryAttempt
-
-if TYPE_CHECKING:
-    from thorn_core.delivery import Delivery
 
 __all__ = ["DeliveryAttemptSerializer", "SubscriberSerializer", "delivery_outcome"]
 
@@ -89,13 +87,5 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):  # type: ignore[ty
         read_only_fields = fields
 
 
-def delivery_outcome(delivery: Delivery) -> dict[str, Any]:
-    """What the API answers about one redelivered delivery."""
-    return {
-        "delivery_id": delivery.id,
-        "event": delivery.event,
-        "attempt": delivery.attempts,
-        "ok": delivery.ok,
-        "status_code": delivery.status_code,
-        "error": delivery.error,
-    }
+#: What the API answers about one redelivered delivery (the core's shape).
+delivery_outcome = delivery_summary
