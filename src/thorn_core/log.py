@@ -31,6 +31,7 @@ __all__ = [
     "prune_expired",
     "public_headers",
     "record_fields",
+    "record_from_row",
     "utcnow",
 ]
 
@@ -80,6 +81,30 @@ def record_fields(record: AttemptRecord) -> dict[str, Any]:
     fields = attrs.asdict(record, recurse=False)
     fields["request_headers"] = dict(record.request_headers)
     return fields
+
+
+def record_from_row(
+    row: Any, *, at: datetime.datetime, next_retry_at: datetime.datetime | None
+) -> AttemptRecord:
+    """The attempt of a database row with the columns of :func:`record_fields`; the caller
+    gives the times, made timezone-aware the way its database needs."""
+    return AttemptRecord(
+        delivery_id=row.delivery_id,
+        event=row.event,
+        subscriber_uuid=str(row.subscriber_uuid),
+        url=row.url,
+        attempt=row.attempt,
+        ok=row.ok,
+        retryable=row.retryable,
+        status_code=row.status_code,
+        error=row.error,
+        duration=row.duration,
+        request_headers=dict(row.request_headers or {}),
+        body=bytes(row.body or b""),
+        response_excerpt=row.response_excerpt or "",
+        next_retry_at=next_retry_at,
+        at=at,
+    )
 
 
 def attempt_record(delivery: Delivery, *, next_retry_in: float | None = None) -> AttemptRecord:

@@ -296,11 +296,12 @@ class ModelEvent:
             return
         message = self.prepare_from_instance(instance, context=change.context, binding=binding)
         app = self.event.app
-        if app.settings.outbox and app.outbox is not None:
-            # The outbox row is written in this transaction: it commits, or rolls back, with
-            # the change itself, and the relay sends it after commit.
-            self.event.submit(message)
-        elif self.honors_transaction:
+        if app.settings.outbox and app.outbox is not None and app.outbox.add(message):
+            # Stored in the transaction of the change: it commits, or rolls back, with it,
+            # and the relay sends it after commit. With no transaction open on the outbox's
+            # database, the event goes the usual way.
+            return
+        if self.honors_transaction:
             binding.on_commit(lambda: self._guarded(instance, lambda: self.event.submit(message)))
         else:
             self.event.submit(message)

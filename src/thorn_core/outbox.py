@@ -18,7 +18,7 @@ from .results import SendResult
 if TYPE_CHECKING:
     from .app import Thorn
 
-__all__ = ["Outbox", "OutboxRelay", "relay"]
+__all__ = ["Outbox", "OutboxRelay", "drain", "relay"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,16 @@ def relay(app: Thorn, outbox: Outbox | None = None, *, limit: int = 100) -> int:
     return len(claimed)
 
 
+def drain(app: Thorn, outbox: Outbox | None = None, *, limit: int = 100) -> int:
+    """Relay batches of ``limit`` until one is not full; return how many events went out."""
+    total = 0
+    while True:
+        count = relay(app, outbox, limit=limit)
+        total += count
+        if count < limit:
+            return total
+
+
 class OutboxRelay:
     """A background thread that relays the outbox every ``interval`` seconds (and at once
     after a full batch), for sites without Celery."""
@@ -87,6 +97,7 @@ class OutboxRelay:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                # Batch by batch rather than drain(), to stop between batches.
                 while relay(self.app, self.outbox, limit=self.limit) == self.limit:
                     if self._stop.is_set():
                         return

@@ -58,10 +58,9 @@ class DjangoBinding:
       ``post_clear``);
     - the row before a change is read in ``pre_save`` only for models with an event that uses
       ``now_`` filters;
-    - ``on_commit`` is ``transaction.on_commit`` on the database the instance was saved to;
-      with ``THORN_OUTBOX`` on and the outbox on that database, the callback runs at once
-      instead, so the event is written to the outbox in the transaction of the change (it
-      commits or rolls back with it) and the relay sends it after commit;
+    - ``on_commit`` is ``transaction.on_commit`` on the database the instance was saved to
+      (with ``THORN_OUTBOX`` on, the core writes the event to the outbox in the transaction
+      of the change instead, when the outbox's database has one open);
     - ``reverse`` is ``django.urls.reverse`` made absolute with the current site, and so is a
       ``get_absolute_url()`` path.
     """
@@ -236,12 +235,8 @@ class DjangoBinding:
     # -- transactions and URLs --------------------------------------------------------------
 
     def on_commit(self, callback: Callable[[], object]) -> None:
-        """``transaction.on_commit`` on the database of the change being handled, or at once
-        into the outbox of that database's open transaction."""
+        """``transaction.on_commit`` on the database of the change being handled."""
         alias = getattr(self._local, "using", None) or DEFAULT_DB_ALIAS
-        if _outbox_alias() == alias:
-            callback()
-            return
         transaction.on_commit(callback, using=alias)
 
     def reverse(self, view_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -254,18 +249,6 @@ class DjangoBinding:
 
     def __repr__(self) -> str:
         return "<DjangoBinding>"
-
-
-def _outbox_alias() -> str | None:
-    """The database the project's outbox stores events in, when ``THORN_OUTBOX`` is on."""
-    from .conf import get_app
-    from .outbox import DjangoOutbox
-
-    app = get_app()
-    outbox = app.outbox
-    if not app.settings.outbox or not isinstance(outbox, DjangoOutbox):
-        return None
-    return outbox.alias
 
 
 def _through(model: type, field: str | None) -> Any:

@@ -17,14 +17,14 @@ from django.db.models import Count, Exists, Min, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from thorn_core.log import AttemptRecord, FailureStreak, record_fields, utcnow
+from thorn_core.log import AttemptRecord, FailureStreak, record_fields, record_from_row, utcnow
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
     from .models import DeliveryAttempt
 
-__all__ = ["DjangoDeliveryLog", "record_from_row"]
+__all__ = ["DjangoDeliveryLog", "attempt_from_row"]
 
 #: Older than any attempt: the streak boundary of a subscriber without success or reset.
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -48,27 +48,11 @@ def _from_db(value: datetime.datetime | None) -> datetime.datetime | None:
     return value.astimezone(datetime.timezone.utc)
 
 
-def record_from_row(row: DeliveryAttempt) -> AttemptRecord:
+def attempt_from_row(row: DeliveryAttempt) -> AttemptRecord:
     """The core :class:`~thorn_core.log.AttemptRecord` of a stored attempt."""
     at = _from_db(row.at)
     assert at is not None
-    return AttemptRecord(
-        delivery_id=row.delivery_id,
-        event=row.event,
-        subscriber_uuid=str(row.subscriber_uuid),
-        url=row.url,
-        attempt=row.attempt,
-        ok=row.ok,
-        retryable=row.retryable,
-        status_code=row.status_code,
-        error=row.error,
-        duration=row.duration,
-        request_headers=dict(row.request_headers or {}),
-        body=bytes(row.body or b""),
-        response_excerpt=row.response_excerpt,
-        next_retry_at=_from_db(row.next_retry_at),
-        at=at,
-    )
+    return record_from_row(row, at=at, next_retry_at=_from_db(row.next_retry_at))
 
 
 def _later(same: str, **match: Any) -> Exists:
@@ -147,12 +131,12 @@ class DjangoDeliveryLog:
     def latest(self, delivery_id: str) -> AttemptRecord | None:
         """The latest attempt of a delivery."""
         row = self._attempts().filter(delivery_id=delivery_id).order_by("-at", "-pk").first()
-        return None if row is None else record_from_row(row)
+        return None if row is None else attempt_from_row(row)
 
     def attempts(self, delivery_id: str) -> list[AttemptRecord]:
         """Every attempt of a delivery, oldest first."""
         rows = self._attempts().filter(delivery_id=delivery_id).order_by("at", "pk")
-        return [record_from_row(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
     def failed(
         self, subscriber_uuid: str, since: datetime.datetime | None = None
@@ -162,7 +146,7 @@ class DjangoDeliveryLog:
         if since is not None:
             rows = rows.filter(at__gte=_to_db(since))
         rows = rows.exclude(_later("delivery_id")).order_by("at", "pk")
-        return [record_from_row(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
     def reset_streak(self, subscriber_uuid: str) -> None:
         """Start the subscriber's streak again now (re-enabled, or switched off)."""

@@ -21,7 +21,6 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.state import InstanceState
 
-from thorn_core.app import current_app
 from thorn_core.binding import ChangeHandler, ModelChange, Trigger
 from thorn_core.exceptions import ImproperlyConfigured, InvalidModelEvent
 from thorn_core.filters import MISSING
@@ -44,12 +43,6 @@ _flushing: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
 def flushing_session() -> Session | None:
     """The session whose flush is handing changes to model events now, if any."""
     return _flushing.get()
-
-
-def _outbox_on() -> bool:
-    """Whether the current Thorn app stores events in an outbox (``THORN_OUTBOX``)."""
-    app = current_app()
-    return app.outbox is not None and app.settings.outbox
 
 
 def _noop(*_args: Any) -> None:
@@ -102,10 +95,9 @@ class SQLAlchemyBinding:
       expired instance still has its old value.
     - ``on_commit`` queues the callback on the session being flushed; it runs after that
       session's outermost transaction commits and is dropped when the transaction (or the
-      savepoint it was queued in) rolls back. Outside a flush it runs at once. When the
-      current app has an outbox (``THORN_OUTBOX``), the callback runs at once instead,
-      during the flush: the event is then written to the outbox in the flushing session's
-      transaction, which commits or rolls back with the change, and the relay sends it.
+      savepoint it was queued in) rolls back. Outside a flush it runs at once. (With
+      ``THORN_OUTBOX`` on, the core writes the event to the outbox during the flush instead,
+      in the flushing session's transaction.)
     - ``reverse`` is ``flask.url_for(view_name, _external=True, **kwargs)``: it needs an
       application context, and outside a request ``SERVER_NAME``.
     """
@@ -175,7 +167,7 @@ class SQLAlchemyBinding:
         transaction = None
         if session is not None:
             transaction = session.get_nested_transaction() or session.get_transaction()
-        if session is None or transaction is None or _outbox_on():
+        if session is None or transaction is None:
             callback()
             return
         session.info.setdefault(_PENDING, []).append((transaction, callback))

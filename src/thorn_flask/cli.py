@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
 from thorn_core.log import utcnow
-from thorn_core.outbox import relay
+from thorn_core.outbox import drain
 from thorn_core.ping import PING_EVENT, ping
 from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
 from thorn_core.subscriptions import check_subscription
@@ -212,12 +212,7 @@ def relay_command(loop: bool, interval: float, limit: int) -> None:
     if core.outbox is None:
         raise click.ClickException("this app has no outbox: set THORN_OUTBOX = True")
     while True:
-        total = 0
-        while True:
-            count = relay(core, limit=limit)
-            total += count
-            if count < limit:
-                break
+        total = drain(core, limit=limit)
         if total or not loop:
             click.echo(f"Relayed {total} events")
         if not loop:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, false, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from thorn_core.exceptions import ImproperlyConfigured
-from thorn_core.log import AttemptRecord, FailureStreak, record_fields, utcnow
+from thorn_core.log import AttemptRecord, FailureStreak, record_fields, record_from_row, utcnow
 
 from .models import DeliveryAttempt, DeliveryAttemptMixin
 from .store import SessionFactory
@@ -230,20 +230,6 @@ class SQLAlchemyDeliveryLog:
 
 def _record(row: Any) -> AttemptRecord:
     """The core's record of a row."""
-    return AttemptRecord(
-        delivery_id=row.delivery_id,
-        event=row.event,
-        subscriber_uuid=row.subscriber_uuid,
-        url=row.url,
-        attempt=row.attempt,
-        ok=row.ok,
-        retryable=row.retryable,
-        status_code=row.status_code,
-        error=row.error,
-        duration=row.duration,
-        request_headers=dict(row.request_headers or {}),
-        body=bytes(row.body or b""),
-        response_excerpt=row.response_excerpt or "",
-        next_retry_at=aware(row.next_retry_at),
-        at=aware(row.at) or utcnow(),
+    return record_from_row(
+        row, at=aware(row.at) or utcnow(), next_retry_at=aware(row.next_retry_at)
     )

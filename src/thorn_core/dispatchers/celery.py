@@ -54,7 +54,7 @@ from ..fanout import (
 )
 from ..log import prune_expired
 from ..message import EventMessage
-from ..outbox import relay
+from ..outbox import drain
 from ..results import SendResult
 from ..retry import RetryPolicy
 from ..subscribers import Subscriber
@@ -431,13 +431,7 @@ def relay_outbox(limit: int = 100) -> int:
     Raises:
         RuntimeError: the current app has no outbox (``THORN_OUTBOX`` and an adapter).
     """
-    app = current_app()
-    total = 0
-    while True:
-        count = relay(app, limit=limit)
-        total += count
-        if count < limit:
-            return total
+    return drain(current_app(), limit=limit)
 
 
 @shared_task(name=PRUNE_TASK)  # type: ignore[untyped-decorator]

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
-from thorn_core.outbox import relay
+from thorn_core.outbox import drain
 
 from ...conf import get_app
 
@@ -41,23 +41,14 @@ class Command(BaseCommand):
         if limit < 1:
             raise CommandError("--limit must be at least 1")
         if not options["loop"]:
-            self.stdout.write(f"Relayed {self._drain(app, limit)} events")
+            self.stdout.write(f"Relayed {drain(app, limit=limit)} events")
             return
         try:
             while True:
                 close_old_connections()
-                count = self._drain(app, limit)
+                count = drain(app, limit=limit)
                 if count:
                     self.stdout.write(f"Relayed {count} events")
                 time.sleep(options["interval"])
         except KeyboardInterrupt:
             self.stdout.write("Stopped")
-
-    def _drain(self, app: Any, limit: int) -> int:
-        """Relay batches until one is not full; how many events were relayed."""
-        total = 0
-        while True:
-            count = relay(app, limit=limit)
-            total += count
-            if count < limit:
-                return total
