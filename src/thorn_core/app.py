@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import signals
@@ -107,6 +107,12 @@ def current_app() -> Thorn:
     return app
 
 
+class _Buffers(threading.local):
+    """Each thread's innermost open buffer (a class default: no lookup miss per send)."""
+
+    buffer: EventBuffer | None = None
+
+
 class Thorn:
     """One webhook configuration: build it from a mapping of ``THORN_*`` settings.
 
@@ -137,7 +143,7 @@ class Thorn:
         self._sources: list[SubscriberSource] = []
         self._dispatcher: Dispatcher | None = None
         self._dispatcher_lock = threading.Lock()
-        self._buffers = threading.local()
+        self._buffers = _Buffers()
         #: Where events go inside a transaction when ``THORN_OUTBOX`` is on (an adapter's).
         self.outbox: Outbox | None = None
         self.configure(settings)
@@ -165,6 +171,11 @@ class Thorn:
         self.settings = new
         self._dispatcher_factory: DispatcherFactory = dispatcher_factory
         self.codecs: dict[str, Codec] = codecs
+        json_codec = codecs.get(JSON_CONTENT_TYPE)
+        #: How :meth:`validate_payload` checks: the JSON codec's ``check``, else its encoder.
+        self._check_payload: Callable[[Any], object] | None = (
+            None if json_codec is None else getattr(json_codec, "check", json_codec.encode)
+        )
         self.signer = signer
         self.validators: ValidatorSet = compile_validators(validators)
         #: Approved recipients, kept for ``THORN_DNS_CACHE_TTL`` seconds.
@@ -205,11 +216,9 @@ class Thorn:
 
     def subscribers_for(
         self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
-    ) -> Iterable[Subscriber]:
+    ) -> list[Subscriber]:
         """The subscribers of every source (static first) matching ``event`` for ``sender``."""
-        found: list[Subscriber] = []
-        if self.static_subscribers:
-            found.extend(self.static_subscribers.matching(event, sender, context))
+        found = self.static_subscribers.matching(event, sender, context)
         for source in self._sources:
             found.extend(source.matching(event, sender, context))
         return found
@@ -319,15 +328,11 @@ class Thorn:
         Raises:
             SerializationError: naming the type that cannot be encoded.
         """
-        codec = self.codecs.get(JSON_CONTENT_TYPE)
-        if codec is None:
+        check = self._check_payload
+        if check is None:
             return
         try:
-            check = getattr(codec, "check", None)
-            if check is not None:
-                check(data)
-            else:
-                codec.encode(data)
+            check(data)
         except SerializationError:
             raise
         except (TypeError, ValueError) as exc:
@@ -335,8 +340,7 @@ class Thorn:
 
     def active_buffer(self) -> EventBuffer | None:
         """The buffer of the innermost ``buffer_events`` block open in this thread, if any."""
-        buffer: EventBuffer | None = getattr(self._buffers, "buffer", None)
-        return buffer
+        return self._buffers.buffer
 
     def _set_buffer(self, buffer: EventBuffer | None) -> None:
         self._buffers.buffer = buffer

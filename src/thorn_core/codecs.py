@@ -8,7 +8,7 @@ import json
 import math
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -106,7 +106,10 @@ _ENCODER = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
 )
 _SCALARS = (str, int, float, type(None))
+#: Exact types a check passes at a glance (floats are looked at for NaN).
+_PLAIN = frozenset({str, int, bool, type(None)})
 _NOT_FINITE = "cannot encode payload as JSON: NaN and Infinity have no JSON form"
+_TOO_DEEP = "cannot encode payload as JSON: it is nested too deeply"
 
 
 def _dumps(data: object) -> str:
@@ -114,6 +117,8 @@ def _dumps(data: object) -> str:
         return _ENCODER.encode(data)
     except SerializationError:
         raise
+    except RecursionError as exc:
+        raise SerializationError(_TOO_DEEP) from exc
     except (TypeError, ValueError) as exc:
         # Circular references and NaN/Infinity (ValueError), non-string dict keys (TypeError).
         if "Out of range float" in str(exc):
@@ -121,35 +126,47 @@ def _dumps(data: object) -> str:
         raise SerializationError(f"cannot encode payload as JSON: {exc}") from exc
 
 
-def _check(value: object, active: set[int]) -> None:
-    # Scalars are skipped inline: a payload is mostly scalars, and a call per value would
-    # cost more than the check itself.
-    if isinstance(value, (dict, list, tuple)):
-        marker = id(value)
-        if marker in active:
-            raise SerializationError("cannot encode payload as JSON: Circular reference detected")
-        active.add(marker)
+#: Containers this deep are walked without being tracked for cycles: a cycle goes deeper
+#: without end, so it is still found, once past this depth.
+_UNTRACKED_DEPTH = 32
+
+
+def _check(value: object, depth: int, active: set[int]) -> None:
+    # Scalars are skipped inline, exact types by a set lookup: a payload is mostly scalars,
+    # and a call per value would cost more than the check itself.
+    kind = type(value)
+    if kind is dict or kind is list or isinstance(value, (dict, list, tuple)):
+        tracked = depth > _UNTRACKED_DEPTH
+        if tracked:
+            marker = id(value)
+            if marker in active:
+                raise SerializationError(
+                    "cannot encode payload as JSON: Circular reference detected"
+                )
+            active.add(marker)
+        items: Iterable[object] = value  # type: ignore[assignment]
         if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, _SCALARS):
+            for key in value:
+                if type(key) is not str and not isinstance(key, _SCALARS):
                     raise SerializationError(
                         "cannot encode payload as JSON: keys must be str, int, float, bool or "
                         f"None, not {_type_name(key)}"
                     )
-                if not isinstance(item, _SCALARS):
-                    _check(item, active)
-                elif type(item) is float and not math.isfinite(item):
+            items = value.values()
+        for item in items:
+            kind = type(item)
+            if kind in _PLAIN:
+                continue
+            if kind is float:
+                if not math.isfinite(item):  # type: ignore[arg-type]
                     raise SerializationError(_NOT_FINITE)
-        else:
-            for item in value:
-                if not isinstance(item, _SCALARS):
-                    _check(item, active)
-                elif type(item) is float and not math.isfinite(item):
-                    raise SerializationError(_NOT_FINITE)
-        active.discard(marker)
+                continue
+            _check(item, depth + 1, active)
+        if tracked:
+            active.discard(marker)
     elif not isinstance(value, _SCALARS):
-        _check(json_default(value), active)
-    elif type(value) is float and not math.isfinite(value):
+        _check(json_default(value), depth, active)
+    elif isinstance(value, float) and not math.isfinite(value):
         raise SerializationError(_NOT_FINITE)
 
 
@@ -162,7 +179,10 @@ def check_json(data: object) -> None:
     Raises:
         SerializationError: naming the type that has no JSON form, or a circular reference.
     """
-    _check(data, set())
+    try:
+        _check(data, 0, set())
+    except RecursionError as exc:
+        raise SerializationError(_TOO_DEEP) from exc
 
 
 @attrs.frozen

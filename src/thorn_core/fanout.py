@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -35,7 +34,7 @@ USER_AGENT = f"thorn-webhooks/{__version__}"
 FRESH_FOR = 30.0
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Plan:
     """The requests to send for one message, and the deliveries that failed before sending."""
 
@@ -83,12 +82,14 @@ def delivery_id_for(message: EventMessage, subscriber: Subscriber) -> str:
 
 def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
     """Every active subscriber of a message: the app's sources, then its own, each once."""
+    candidates = app.subscribers_for(message.event, message.sender, message.context)
+    if message.subscribers:
+        candidates.extend(message.subscribers)
+    elif not candidates:
+        return candidates
     seen: set[uuid.UUID] = set()
     found: list[Subscriber] = []
-    candidates: Iterable[Subscriber] = app.subscribers_for(
-        message.event, message.sender, message.context
-    )
-    for subscriber in (*candidates, *message.subscribers):
+    for subscriber in candidates:
         if subscriber.uuid in seen or not subscriber.active:
             continue
         seen.add(subscriber.uuid)

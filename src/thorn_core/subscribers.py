@@ -204,6 +204,8 @@ def subscribers_from(value: object, event: str) -> list[Subscriber]:
 
 
 SubscriberCallable = Callable[..., Any]
+#: Event names whose routes a :class:`StaticSubscribers` remembers.
+_ROUTES_KEPT = 4096
 
 
 @attrs.define
@@ -219,6 +221,8 @@ class StaticSubscribers:
         factory=dict, alias="_callables"
     )
     _deactivated: set[uuid.UUID] = attrs.field(factory=set, init=False)
+    #: Per event name, the patterns that have subscribers: most names have none.
+    _routes: dict[str, tuple[str, ...]] = attrs.field(factory=dict, init=False, repr=False)
 
     @classmethod
     def from_setting(cls, mapping: Mapping[str, Any] | None) -> StaticSubscribers:
@@ -278,9 +282,14 @@ class StaticSubscribers:
         self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
     ) -> list[Subscriber]:
         """Return the active subscribers whose pattern matches ``event``, for ``sender``."""
+        routes = self._routes.get(event)
+        if routes is None:
+            routes = self._route(event)
+        if not routes:
+            return []
         found: list[Subscriber] = []
         key = sender_key(sender)
-        for pattern in candidate_patterns(event):
+        for pattern in routes:
             fixed = self._fixed.get(pattern)
             if fixed:
                 found.extend(
@@ -298,3 +307,20 @@ class StaticSubscribers:
                     if s.active and accepts_sender(s, key) and s.uuid not in self._deactivated
                 )
         return found
+
+    def _route(self, event: str) -> tuple[str, ...]:
+        """The candidate patterns of ``event`` that have subscribers, remembered (at most
+        ``_ROUTES_KEPT`` names: model events can format names per instance).
+
+        Raises:
+            InvalidEventName: ``event`` is not a valid event name.
+        """
+        routes = tuple(
+            pattern
+            for pattern in candidate_patterns(event)
+            if pattern in self._fixed or pattern in self._callables
+        )
+        if len(self._routes) >= _ROUTES_KEPT:
+            self._routes.clear()
+        self._routes[event] = routes
+        return routes

@@ -54,25 +54,26 @@ class DefaultDispatcher:
 
     def dispatch(self, results: Sequence[SendResult]) -> None:
         """Deliver every planned result; one not planned by :meth:`prepare` is planned first."""
-        plans = [
-            result.prepared.fresh(self.app)
-            if isinstance(result.prepared, Plan)
-            else plan_deliveries(self.app, result.message)
-            for result in results
-        ]
+        app = self.app
         jobs: list[tuple[SendResult, DeliveryRequest]] = []
-        for result, plan in zip(results, plans, strict=True):
+        for result in results:
+            plan = result.prepared
+            if not isinstance(plan, Plan):
+                plan = plan_deliveries(app, result.message)
+            elif plan.requests:
+                plan = plan.fresh(app)
             for failed in plan.failed:
-                result.record(self.app, failed)
-            jobs.extend((result, request) for request in plan.requests)
+                result.record(app, failed)
+            for request in plan.requests:
+                jobs.append((result, request))
         if len(jobs) == 1:
             result, request = jobs[0]
-            result.record(self.app, self._deliver(request, result.message))
+            result.record(app, self._deliver(request, result.message))
         elif jobs:
             pool = self._pool()
             futures = [pool.submit(self._deliver, r, result.message) for result, r in jobs]
             for (result, _), future in zip(jobs, futures, strict=True):
-                result.record(self.app, future.result())
+                result.record(app, future.result())
         for result in results:
             result.state = "delivered"
 
