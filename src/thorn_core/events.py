@@ -160,23 +160,28 @@ class Event:
         instance); it is validated.
         """
         settings = (app or self.app).settings
-        send_headers = _headers(headers, "send() headers")
+        # Options left out (the common case) cost no call.
+        message_headers = self.headers
+        if headers is not None:
+            send_headers = _headers(headers, "send() headers")
+            if send_headers:
+                message_headers = _merge_headers(message_headers, send_headers)
+        if timeout is not None:
+            timeout = _option(timeout, "timeout", kind="positive")
         return EventMessage(
             event=self.name if name is None else validate_event_name(name),
             data=data,
-            sender=sender_key(sender),
-            headers=_merge_headers(self.headers, send_headers) if send_headers else self.headers,
-            timeout=_option(timeout, "timeout", kind="positive")
-            or self.timeout
-            or settings.event_timeout,
+            sender=sender if sender is None else sender_key(sender),
+            headers=message_headers,
+            timeout=timeout or self.timeout or settings.event_timeout,
             context=dict(context) if context else _NO_CONTEXT,
             retry=settings.retry if self.retry is None else self.retry,
             retry_max=settings.retry_max if self.retry_max is None else self.retry_max,
             retry_delay=settings.retry_delay if self.retry_delay is None else self.retry_delay,
             recipient_validators=self.recipient_validators,
-            subscribers=self.subscribers + _subscribers(subscribers, self.name)
-            if subscribers is not None
-            else self.subscribers,
+            subscribers=self.subscribers
+            if subscribers is None
+            else self.subscribers + _subscribers(subscribers, self.name),
         )
 
     def send(

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .app import Thorn
 
 __all__ = [
+    "NOTHING_TO_SEND",
     "USER_AGENT",
     "Plan",
     "delivery_id_for",
@@ -34,27 +35,26 @@ USER_AGENT = f"thorn-webhooks/{__version__}"
 FRESH_FOR = 30.0
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class Plan:
-    """The requests to send for one message, and the deliveries that failed before sending."""
+    """The signed requests of one message, and the deliveries that failed before sending."""
 
-    message: EventMessage
     requests: tuple[DeliveryRequest, ...]
     failed: tuple[Delivery, ...] = ()
     #: When the requests were signed (``webhook-timestamp``), in seconds since the epoch.
-    signed_at: int = attrs.field(factory=lambda: int(time.time()))
+    signed_at: int = 0
 
-    def fresh(self, app: Thorn, max_age: float = FRESH_FOR) -> Plan:
+    def fresh(self, app: Thorn, message: EventMessage, max_age: float = FRESH_FOR) -> Plan:
         """This plan, re-signed with a current timestamp if it was signed over ``max_age``
         seconds ago (a buffer held it): receivers refuse stale Standard Webhooks timestamps.
         Delivery ids and bodies stay the same."""
         now = int(time.time())
-        if now - self.signed_at <= max_age:
+        if not self.requests or now - self.signed_at <= max_age:
             return self
         requests = tuple(
             signed_request(
                 app,
-                self.message,
+                message,
                 r.subscriber,
                 r.body,
                 r.id,
@@ -63,7 +63,11 @@ class Plan:
             )
             for r in self.requests
         )
-        return Plan(self.message, requests, self.failed, now)
+        return Plan(requests, self.failed, now)
+
+
+#: The plan of a message nobody subscribes to.
+NOTHING_TO_SEND = Plan(())
 
 
 #: Namespace of delivery ids, derived from the message id and the subscriber's uuid.
@@ -112,7 +116,7 @@ def plan_deliveries(
         subscribers = resolve_subscribers(app, message)
     if not subscribers:
         app.validate_payload(message.data)
-        return Plan(message, ())
+        return NOTHING_TO_SEND
     bodies: dict[str, bytes] = {}
     for subscriber in subscribers:
         content_type = subscriber.content_type
@@ -163,7 +167,7 @@ def plan_deliveries(
             )
             continue
         requests.append(request)
-    return Plan(message, tuple(requests), tuple(failed), timestamp)
+    return Plan(tuple(requests), tuple(failed), timestamp)
 
 
 def encode_body(app: Thorn, message: EventMessage, content_type: str) -> bytes | None:

@@ -394,3 +394,47 @@ class TestCheckJSON:
         """The same list twice in one payload is fine."""
         shared = [1, 2]
         check_json({"a": shared, "b": shared})
+
+    def test_cycle_found_below_the_untracked_depth(self) -> None:
+        """A cycle that closes 40 levels down is still found (containers near the top are
+        walked without tracking; a cycle goes deeper until it is tracked)."""
+        top: dict[str, object] = {}
+        node = top
+        for _ in range(40):
+            child: dict[str, object] = {}
+            node["next"] = [child]
+            node = child
+        node["back"] = top
+        with pytest.raises(SerializationError, match=r"[Cc]ircular"):
+            check_json(top)
+
+    def test_deep_but_acyclic_passes(self) -> None:
+        """Nesting past the untracked depth with shared objects is not a cycle."""
+        shared = ["leaf"]
+        payload: list[object] = [shared, shared]
+        for _ in range(100):
+            payload = [payload, shared]
+        JSONCodec().encode(payload)
+        check_json(payload)
+
+    def test_float_subclass_nan_is_refused(self) -> None:
+        """NaN hidden in a float subclass is refused like a plain NaN."""
+
+        class Reading(float):
+            pass
+
+        with pytest.raises(SerializationError, match="NaN"):
+            check_json({"value": Reading("nan")})
+        with pytest.raises(SerializationError, match="NaN"):
+            JSONCodec().encode({"value": Reading("nan")})
+
+    def test_nested_too_deeply(self) -> None:
+        """Nesting beyond the recursion limit is a SerializationError, not RecursionError,
+        for both the check and the encoder."""
+        payload: list[object] = []
+        for _ in range(sys.getrecursionlimit() + 10):
+            payload = [payload]
+        with pytest.raises(SerializationError, match="nested too deeply"):
+            check_json(payload)
+        with pytest.raises(SerializationError, match="nested too deeply"):
+            JSONCodec().encode(payload)

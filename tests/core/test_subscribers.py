@@ -8,6 +8,7 @@ import pytest
 
 from thorn_core import (
     ImproperlyConfigured,
+    InvalidEventName,
     InvalidPattern,
     InvalidSubscriber,
     InvalidURL,
@@ -242,6 +243,38 @@ class TestStaticSubscribers:
         """An invalid THORN_SUBSCRIBERS entry raises ImproperlyConfigured naming its pattern."""
         with pytest.raises(ImproperlyConfigured, match=f"THORN_SUBSCRIBERS\\[{pattern!r}\\]"):
             StaticSubscribers.from_setting(setting)
+
+    def test_routes_are_remembered_per_name(self):
+        """Repeated lookups of one name give the same answer as the first, matched or not,
+        and a deactivation made in between still counts."""
+        static = StaticSubscribers.from_setting({"user.*": URL, "*.deleted": URL + "/d"})
+
+        for _ in range(3):
+            assert urls(static, "user.deleted") == [URL, URL + "/d"]
+            assert urls(static, "order.created") == []
+        static.deactivate(static.matching("user.deleted")[0], "gone")
+        assert urls(static, "user.deleted") == [URL + "/d"]
+
+    def test_invalid_name_raises_every_time(self):
+        """A malformed event name is never remembered as having no subscribers."""
+        static = StaticSubscribers.from_setting({"*": URL})
+
+        for _ in range(2):
+            with pytest.raises(InvalidEventName):
+                static.matching("user..created")
+
+    def test_remembered_names_are_bounded(self):
+        """Model events may format a name per instance: at most _ROUTES_KEPT names are
+        remembered, and lookups stay right past that."""
+        from thorn_core.subscribers import _ROUTES_KEPT
+
+        static = StaticSubscribers.from_setting({"article.*": URL})
+
+        for n in range(_ROUTES_KEPT + 10):
+            assert urls(static, f"article.{n}.published") == [URL]
+        assert len(static._routes) <= _ROUTES_KEPT
+        assert urls(static, "article.1.published") == [URL]
+        assert urls(static, "user.created") == []
 
     def test_invalid_value_fails_when_the_app_is_built(self):
         """The app checks THORN_SUBSCRIBERS at start-up."""

@@ -61,7 +61,7 @@ class DefaultDispatcher:
             if not isinstance(plan, Plan):
                 plan = plan_deliveries(app, result.message)
             elif plan.requests:
-                plan = plan.fresh(app)
+                plan = plan.fresh(app, result.message)
             for failed in plan.failed:
                 result.record(app, failed)
             for request in plan.requests:
