@@ -222,7 +222,9 @@ class StaticSubscribers:
     )
     _deactivated: set[uuid.UUID] = attrs.field(factory=set, init=False)
     #: Per event name, the patterns that have subscribers: most names have none.
-    _routes: dict[str, tuple[str, ...]] = attrs.field(factory=dict, init=False, repr=False)
+    _routes: dict[str, tuple[str, ...]] = attrs.field(
+        factory=dict, init=False, repr=False, eq=False
+    )
 
     @classmethod
     def from_setting(cls, mapping: Mapping[str, Any] | None) -> StaticSubscribers:
