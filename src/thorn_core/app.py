@@ -174,7 +174,7 @@ class Thorn:
         json_codec = codecs.get(JSON_CONTENT_TYPE)
         #: How :meth:`validate_payload` checks: the JSON codec's ``check``, else its encoder.
         self._check_payload: Callable[[Any], object] | None = (
-            None if json_codec is None else getattr(json_codec, "check", json_codec.encode)
+            None if json_codec is None else getattr(json_codec, "check", None) or json_codec.encode
         )
         self.signer = signer
         self.validators: ValidatorSet = compile_validators(validators)
@@ -217,8 +217,9 @@ class Thorn:
     def subscribers_for(
         self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
     ) -> list[Subscriber]:
-        """The subscribers of every source (static first) matching ``event`` for ``sender``."""
-        found = self.static_subscribers.matching(event, sender, context)
+        """The subscribers of every source (static first) matching ``event`` for ``sender``,
+        in a new list."""
+        found = self.static_subscribers.matching(event, sender, context)  # a new list
         for source in self._sources:
             found.extend(source.matching(event, sender, context))
         return found

@@ -126,33 +126,46 @@ def _dumps(data: object) -> str:
         raise SerializationError(f"cannot encode payload as JSON: {exc}") from exc
 
 
-#: Containers this deep are walked without being tracked for cycles: a cycle goes deeper
-#: without end, so it is still found, once past this depth.
-_UNTRACKED_DEPTH = 32
+#: Nesting past which :func:`check_json` leaves the verdict to the encoder itself: circular
+#: payloads nest without end, and payloads this deep are too rare to be worth a second walk.
+_CHECKED_DEPTH = 64
 
 
-def _check(value: object, depth: int, active: set[int]) -> None:
+class _TooDeep(Exception):
+    """The check went past ``_CHECKED_DEPTH``: the encoder decides."""
+
+
+def _check_key(key: object) -> None:
+    """Refuse a dict key the encoder refuses (only non-``str`` keys get here)."""
+    if not isinstance(key, _SCALARS):
+        raise SerializationError(
+            "cannot encode payload as JSON: keys must be str, int, float, bool or "
+            f"None, not {_type_name(key)}"
+        )
+    if isinstance(key, float) and not math.isfinite(key):
+        raise SerializationError(_NOT_FINITE)
+
+
+def _check(value: object, depth: int) -> None:
     # Scalars are skipped inline, exact types by a set lookup: a payload is mostly scalars,
     # and a call per value would cost more than the check itself.
     kind = type(value)
     if kind is dict or kind is list or isinstance(value, (dict, list, tuple)):
-        tracked = depth > _UNTRACKED_DEPTH
-        if tracked:
-            marker = id(value)
-            if marker in active:
-                raise SerializationError(
-                    "cannot encode payload as JSON: Circular reference detected"
-                )
-            active.add(marker)
+        if depth > _CHECKED_DEPTH:
+            raise _TooDeep
         items: Iterable[object] = value  # type: ignore[assignment]
-        if isinstance(value, dict):
-            for key in value:
-                if type(key) is not str and not isinstance(key, _SCALARS):
-                    raise SerializationError(
-                        "cannot encode payload as JSON: keys must be str, int, float, bool or "
-                        f"None, not {_type_name(key)}"
-                    )
-            items = value.values()
+        if kind is dict:
+            for key in value:  # type: ignore[attr-defined]
+                if type(key) is not str:
+                    _check_key(key)
+            items = value.values()  # type: ignore[attr-defined]
+        elif isinstance(value, dict):
+            # A subclass: the encoder reads it through items(), which it may override.
+            pairs = list(value.items())
+            for key, _ in pairs:
+                if type(key) is not str:
+                    _check_key(key)
+            items = [item for _, item in pairs]
         for item in items:
             kind = type(item)
             if kind in _PLAIN:
@@ -161,11 +174,9 @@ def _check(value: object, depth: int, active: set[int]) -> None:
                 if not math.isfinite(item):  # type: ignore[arg-type]
                     raise SerializationError(_NOT_FINITE)
                 continue
-            _check(item, depth + 1, active)
-        if tracked:
-            active.discard(marker)
+            _check(item, depth + 1)
     elif not isinstance(value, _SCALARS):
-        _check(json_default(value), depth, active)
+        _check(json_default(value), depth)
     elif isinstance(value, float) and not math.isfinite(value):
         raise SerializationError(_NOT_FINITE)
 
@@ -174,15 +185,17 @@ def check_json(data: object) -> None:
     """Raise exactly when :class:`JSONCodec` would, without building the JSON text.
 
     ``send()`` with no subscriber still checks its payload this way, at a fraction of the
-    cost of encoding it.
+    cost of encoding it. A payload nested more than 64 levels deep (a circular one always
+    is) is encoded instead, so the verdict is the encoder's own.
 
     Raises:
-        SerializationError: naming the type that has no JSON form, or a circular reference.
+        SerializationError: naming the type that has no JSON form, a circular reference, or
+            nesting too deep to encode.
     """
     try:
-        _check(data, 0, set())
-    except RecursionError as exc:
-        raise SerializationError(_TOO_DEEP) from exc
+        _check(data, 0)
+    except _TooDeep:
+        _dumps(data)
 
 
 @attrs.frozen

@@ -42,7 +42,7 @@ class Plan:
     requests: tuple[DeliveryRequest, ...]
     failed: tuple[Delivery, ...] = ()
     #: When the requests were signed (``webhook-timestamp``), in seconds since the epoch.
-    signed_at: int = 0
+    signed_at: int = attrs.field(factory=lambda: int(time.time()))
 
     def fresh(self, app: Thorn, message: EventMessage, max_age: float = FRESH_FOR) -> Plan:
         """This plan, re-signed with a current timestamp if it was signed over ``max_age``
@@ -67,7 +67,7 @@ class Plan:
 
 
 #: The plan of a message nobody subscribes to.
-NOTHING_TO_SEND = Plan(())
+NOTHING_TO_SEND = Plan((), (), 0)
 
 
 #: Namespace of delivery ids, derived from the message id and the subscriber's uuid.
@@ -88,9 +88,9 @@ def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
     """Every active subscriber of a message: the app's sources, then its own, each once."""
     candidates = app.subscribers_for(message.event, message.sender, message.context)
     if message.subscribers:
-        candidates.extend(message.subscribers)
+        candidates = [*candidates, *message.subscribers]
     elif not candidates:
-        return candidates
+        return []
     seen: set[uuid.UUID] = set()
     found: list[Subscriber] = []
     for subscriber in candidates:

@@ -9,11 +9,12 @@ from typing import Any
 import attrs
 
 from ._ids import new_id
+from ._ids import reseed as reseed_ids
 from .codecs import JSONCodec
 from .exceptions import SerializationError
 from .subscribers import Subscriber
 
-__all__ = ["EventMessage"]
+__all__ = ["EventMessage", "reseed_ids"]
 
 #: The version of the :meth:`EventMessage.to_dict` format, carried in the ``"v"`` key.
 MESSAGE_VERSION = 1

@@ -283,8 +283,12 @@ class StaticSubscribers:
     def matching(
         self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
     ) -> list[Subscriber]:
-        """Return the active subscribers whose pattern matches ``event``, for ``sender``."""
-        routes = self._routes.get(event)
+        """Return the active subscribers whose pattern matches ``event``, for ``sender``, in
+        a new list."""
+        try:
+            routes = self._routes.get(event)
+        except TypeError:  # unhashable: _route names the problem
+            routes = None
         if routes is None:
             routes = self._route(event)
         if not routes:

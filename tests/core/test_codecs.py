@@ -395,9 +395,8 @@ class TestCheckJSON:
         shared = [1, 2]
         check_json({"a": shared, "b": shared})
 
-    def test_cycle_found_below_the_untracked_depth(self) -> None:
-        """A cycle that closes 40 levels down is still found (containers near the top are
-        walked without tracking; a cycle goes deeper until it is tracked)."""
+    def test_deep_cycle(self) -> None:
+        """A cycle that closes 40 levels down is refused as circular by both."""
         top: dict[str, object] = {}
         node = top
         for _ in range(40):
@@ -406,10 +405,12 @@ class TestCheckJSON:
             node = child
         node["back"] = top
         with pytest.raises(SerializationError, match=r"[Cc]ircular"):
+            JSONCodec().encode(top)
+        with pytest.raises(SerializationError, match=r"[Cc]ircular"):
             check_json(top)
 
     def test_deep_but_acyclic_passes(self) -> None:
-        """Nesting past the untracked depth with shared objects is not a cycle."""
+        """Deep nesting with shared objects is not a cycle."""
         shared = ["leaf"]
         payload: list[object] = [shared, shared]
         for _ in range(100):
@@ -428,11 +429,30 @@ class TestCheckJSON:
         with pytest.raises(SerializationError, match="NaN"):
             JSONCodec().encode({"value": Reading("nan")})
 
+    @pytest.mark.parametrize("key", [float("nan"), float("inf")])
+    def test_non_finite_key_is_refused(self, key: float) -> None:
+        """A NaN or infinite float key has no JSON form either."""
+        with pytest.raises(SerializationError, match="NaN"):
+            JSONCodec().encode({key: 1})
+        with pytest.raises(SerializationError, match="NaN"):
+            check_json({key: 1})
+
+    def test_dict_subclass_is_read_like_the_encoder_reads_it(self) -> None:
+        """The encoder reads a dict subclass through items(); so does the check."""
+
+        class Clean(dict):  # type: ignore[type-arg]
+            def items(self):  # type: ignore[no-untyped-def]
+                return [("value", 1)]
+
+        payload = Clean(value=object())
+        JSONCodec().encode(payload)
+        check_json(payload)
+
     def test_nested_too_deeply(self) -> None:
-        """Nesting beyond the recursion limit is a SerializationError, not RecursionError,
+        """Nesting far past any recursion limit is a SerializationError, not RecursionError,
         for both the check and the encoder."""
         payload: list[object] = []
-        for _ in range(sys.getrecursionlimit() + 10):
+        for _ in range(100_000):
             payload = [payload]
         with pytest.raises(SerializationError, match="nested too deeply"):
             check_json(payload)

@@ -254,3 +254,36 @@ class TestDefaultFanOut:
 
         assert all(r.state == "delivered" and len(r.deliveries) == 2 for r in results)
         assert len(receiver.wait_for(6, WAIT)) == 6
+
+    def test_batch_that_fails_to_plan_records_nothing(self, make_app):
+        """A batch (a buffer flush, an outbox relay) whose planning raises records nothing,
+        so dispatching it again does not log a failure twice."""
+        from thorn_core.results import SendResult
+
+        def store_down(event, sender=None, **context):
+            raise RuntimeError("subscriber store unavailable")
+
+        app = make_app(
+            {
+                "THORN_SUBSCRIBERS": {
+                    "a.x": {"url": "https://example.com/hook", "content_type": "text/x-none"},
+                    "b.x": store_down,
+                }
+            }
+        )
+        first = Event("a.x", app=app).prepare({"n": 1}, app=app)
+        second = Event("b.x", app=app).prepare({"n": 2}, app=app)
+
+        from thorn_core.fanout import delivery_id_for
+
+        (subscriber,) = app.static_subscribers.matching("a.x")
+        for _ in range(2):
+            results = [SendResult(first), SendResult(second)]
+            with pytest.raises(RuntimeError, match="store unavailable"):
+                app.dispatch(results)
+            assert results[0].deliveries == []
+        assert app.delivery_log.attempts(delivery_id_for(first, subscriber)) == []
+
+        # Once the store is back, the batch is recorded once.
+        app.dispatch([SendResult(first)])
+        assert len(app.delivery_log.attempts(delivery_id_for(first, subscriber))) == 1

@@ -579,6 +579,28 @@ class TestBadInput:
         with pytest.raises(SerializationError, match="set"):
             Event("user.created", app=app).send({"x": {1, 2}})
 
+    @pytest.mark.parametrize("check", ["absent", None])
+    def test_custom_json_codec_without_check_encodes_to_check(self, make_app, check):
+        """A JSON codec of THORN_CODECS with no ``check`` (absent or None) has the payload
+        encoded to check it when nobody subscribes."""
+
+        class StrictJSON:
+            content_type = "application/json"
+
+            def encode(self, data):
+                if data.get("forbidden"):
+                    raise SerializationError("forbidden key")
+                return json.dumps(data).encode()
+
+        codec = StrictJSON()
+        if check is None:
+            codec.check = None  # type: ignore[attr-defined]
+        app = make_app({"THORN_CODECS": {"application/json": codec}})
+
+        Event("user.created", app=app).send({"allowed": 1})
+        with pytest.raises(SerializationError, match="forbidden key"):
+            Event("user.created", app=app).send({"forbidden": 1})
+
     def test_unserializable_payload_for_form_subscriber(self, make_app, receiver):
         """A payload the form codec cannot encode raises, and the JSON subscriber gets nothing."""
         form = subscriber(receiver.url("/form"), content_type="application/x-www-form-urlencoded")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
 import threading
 import uuid
 import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -46,31 +48,55 @@ def test_ids_do_not_repeat_across_threads(event: Event) -> None:
     assert len(set(ids)) == len(ids)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available here")
-def test_forked_child_makes_other_ids(event: Event) -> None:
-    """A forked child (a prefork worker, a forking server) draws a new prefix and counter,
-    so its ids differ from the parent's next ones."""
+def _ids_in_child(fork: Callable[[], int], event: Event) -> list[str]:
+    """Three ids made by a child process started with ``fork``."""
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
         # Python 3.12+ warns about fork() in a process with threads; this child only
         # makes ids and exits.
         warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+        pid = fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         try:
-            ids = " ".join(event.prepare({}).id for _ in range(3))
-            os.write(write_end, ids.encode())
+            os.write(write_end, " ".join(event.prepare({}).id for _ in range(3)).encode())
         finally:
             os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end) as pipe:
-        child_ids = pipe.read().split()
+        ids = pipe.read().split()
     os.waitpid(pid, 0)
+    assert len(ids) == 3
+    return ids
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available here")
+def test_forked_child_makes_other_ids(event: Event) -> None:
+    """A child forked through Python (a prefork worker) makes ids of its own."""
+    child_ids = _ids_in_child(os.fork, event)
     parent_ids = [event.prepare({}).id for _ in range(3)]
-    assert len(child_ids) == 3
     assert not set(child_ids) & set(parent_ids)
-    # The parent keeps counting from where it was; the child starts elsewhere.
-    assert {i[:24] for i in parent_ids} != {i[:24] for i in child_ids}
+    assert {i[:24] for i in parent_ids}.isdisjoint(i[:24] for i in child_ids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks through glibc")
+def test_child_forked_without_python_hooks_makes_other_ids(event: Event) -> None:
+    """A child forked from C, without Python's fork hooks (uWSGI's default prefork), still
+    makes ids of its own: it has another pid."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    child_ids = _ids_in_child(libc.fork, event)
+    parent_ids = [event.prepare({}).id for _ in range(3)]
+    assert not set(child_ids) & set(parent_ids)
+    assert {i[:24] for i in parent_ids}.isdisjoint(i[:24] for i in child_ids)
+
+
+def test_reseed_after_a_snapshot_restore(event: Event) -> None:
+    """reseed_ids() (for processes restored from a memory snapshot) starts a new prefix."""
+    from thorn_core.message import reseed_ids
+
+    before = event.prepare({}).id
+    reseed_ids()
+    after = event.prepare({}).id
+    assert before[:24] != after[:24]
 
 
 def test_ids_differ_between_processes() -> None:

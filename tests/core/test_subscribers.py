@@ -263,6 +263,13 @@ class TestStaticSubscribers:
             with pytest.raises(InvalidEventName):
                 static.matching("user..created")
 
+    def test_unhashable_name_is_an_invalid_event_name(self):
+        """A list given as the event name is refused as a name, not as a TypeError."""
+        static = StaticSubscribers.from_setting({"*": URL})
+
+        with pytest.raises(InvalidEventName):
+            static.matching(["user", "created"])  # type: ignore[arg-type]
+
     def test_remembered_names_are_bounded(self):
         """Model events may format a name per instance: at most _ROUTES_KEPT names are
         remembered, and lookups stay right past that."""
@@ -309,3 +316,34 @@ class TestSenders:
         assert not accepts_sender(owned, None)
         assert accepts_sender(public, None)
         assert accepts_sender(public, 5)
+
+
+class TestResolve:
+    """resolve_subscribers reads what the sources answer and leaves it as it was."""
+
+    def test_a_source_answer_is_not_changed(self):
+        """A source that answers with the same (memoized) list or a tuple every time keeps
+        it intact when a send adds subscribers of its own."""
+        from thorn_core import Event
+        from thorn_core.fanout import resolve_subscribers
+
+        memo = [Subscriber(event="*", url=URL)]
+        kept = list(memo)
+
+        class Memoized:
+            def matching(self, event, sender=None, context=None):
+                return memo
+
+        class Frozen:
+            def matching(self, event, sender=None, context=None):
+                return (Subscriber(event="*", url=URL + "/t"),)
+
+        app = Thorn({"THORN_DISPATCHER": "disabled"}, set_as_current=False)
+        app.add_subscriber_source(Memoized())
+        app.add_subscriber_source(Frozen())
+        event = Event("user.created", app=app, subscribers=[URL + "/extra"])
+
+        for _ in range(3):
+            found = resolve_subscribers(app, event.prepare({}, app=app))
+            assert [s.url for s in found] == [URL, URL + "/t", URL + "/extra"]
+        assert memo == kept

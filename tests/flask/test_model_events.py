@@ -199,14 +199,16 @@ class TestManyToMany:
             db.session.commit()
             assert receiver.received == []
 
-    def test_related_ids_reach_callable_subscribers(self, app: flask.Flask) -> None:
+    def test_related_ids_reach_callable_subscribers(
+        self, make_app: Callable[..., flask.Flask], database: dict[str, Any]
+    ) -> None:
         """The send context holds the field, the action and the related ids."""
         seen: list[dict[str, Any]] = []
 
         def record(event: str, sender: Any = None, **context: Any) -> None:
             seen.append({"event": event, **context})
 
-        app.extensions["thorn"].core.static_subscribers._callables["article.tagged"] = (record,)
+        app = make_app({**database, "THORN_SUBSCRIBERS": {"article.tagged": record}})
         with app.app_context():
             tag = Tag(name="t")
             article = Article(title="A", tags=[tag])

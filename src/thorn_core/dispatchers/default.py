@@ -55,13 +55,17 @@ class DefaultDispatcher:
     def dispatch(self, results: Sequence[SendResult]) -> None:
         """Deliver every planned result; one not planned by :meth:`prepare` is planned first."""
         app = self.app
-        jobs: list[tuple[SendResult, DeliveryRequest]] = []
+        # Every result is planned before anything is recorded: a plan that raises (a store
+        # that is down) leaves nothing half-recorded for the caller to dispatch again.
         for result in results:
             plan = result.prepared
             if not isinstance(plan, Plan):
-                plan = plan_deliveries(app, result.message)
+                result.prepared = plan_deliveries(app, result.message)
             elif plan.requests:
-                plan = plan.fresh(app, result.message)
+                result.prepared = plan.fresh(app, result.message)
+        jobs: list[tuple[SendResult, DeliveryRequest]] = []
+        for result in results:
+            plan = result.prepared
             for failed in plan.failed:
                 result.record(app, failed)
             for request in plan.requests:
