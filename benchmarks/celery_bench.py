@@ -17,25 +17,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
 
-from thorn_core import Subscriber, Thorn
-from thorn_core.patterns import candidate_patterns
+from benchmarks.stores import SQLiteSubscribers
+from thorn_core import Thorn
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
-from thorn_core.subscribers import accepts_sender
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = (
@@ -43,67 +40,6 @@ LOOPBACK = (
     ["block_internal_ips", []],
     ["allow_cidr_network", ["127.0.0.0/8"]],
 )
-
-
-#: One indexed lookup by the candidate patterns of an event name (only "?" marks are inserted).
-_MATCHING = (
-    "SELECT uuid, event, url, user, hmac_secret, hmac_digest, content_type "
-    "FROM subscriber WHERE active = 1 AND event IN ({marks})"
-)
-
-
-class SQLiteSubscribers:
-    """A stored-subscriber source over sqlite3: one indexed ``event IN (...)`` query."""
-
-    def __init__(self, count: int, event: str, matching: int = 10) -> None:
-        self.db = sqlite3.connect(":memory:", check_same_thread=False)
-        self.lock = threading.Lock()
-        self.db.execute(
-            "CREATE TABLE subscriber (uuid TEXT PRIMARY KEY, event TEXT NOT NULL, "
-            "url TEXT NOT NULL, user TEXT, hmac_secret TEXT NOT NULL, "
-            "hmac_digest TEXT NOT NULL, content_type TEXT NOT NULL, active INTEGER NOT NULL)"
-        )
-        self.db.execute("CREATE INDEX subscriber_event ON subscriber (event, active)")
-        rows = []
-        for n in range(count):
-            pattern = event if n < matching else f"other.e{n % 1000}"
-            rows.append(
-                (
-                    str(uuid.uuid4()),
-                    pattern,
-                    f"http://127.0.0.1:9/{n}",
-                    None,
-                    f"secret-{n}",
-                    "sha256",
-                    "application/json",
-                    1,
-                )
-            )
-        self.db.executemany("INSERT INTO subscriber VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        self.db.commit()
-
-    def matching(
-        self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
-    ) -> list[Subscriber]:
-        """The active subscribers of every candidate pattern of ``event`` that accept ``sender``."""
-        patterns = candidate_patterns(event)
-        query = _MATCHING.format(marks=", ".join("?" * len(patterns)))
-        with self.lock:
-            rows = self.db.execute(query, list(patterns)).fetchall()
-        found = []
-        for uid, pattern, url, user, secret, digest, content_type in rows:
-            subscriber = Subscriber(
-                uuid=uid,
-                event=pattern,
-                url=url,
-                user=user,
-                hmac_secret=secret,
-                hmac_digest=digest,
-                content_type=content_type,
-            )
-            if accepts_sender(subscriber, sender):
-                found.append(subscriber)
-        return found
 
 
 def _celery(broker: str) -> Celery:
@@ -129,7 +65,7 @@ def bench_send(broker: str, sends: int) -> None:
     queue = f"thorn-bench-{uuid.uuid4().hex[:8]}"
     try:
         for stored in (0, 10_000):
-            source = SQLiteSubscribers(stored, "article.published", matching=min(stored, 10))
+            source = SQLiteSubscribers(stored, matching=min(stored, 10), event="article.published")
             app = Thorn(
                 {
                     "THORN_DISPATCHER": "celery",

@@ -134,22 +134,11 @@ def thorn_default(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def no_subscriber(args: argparse.Namespace) -> dict[str, Any]:
-    """``send()`` of an event nobody subscribes to: static subscribers, or a stored source."""
+    """``send()`` of an event none of 50 static subscribers subscribes to."""
     from thorn_core import Event
 
     static = {f"svc{i}.*": f"{args.url}/{i}" for i in range(50)}
     app = _loopback_app({"THORN_SUBSCRIBERS": static})
-    source: Any = None
-    if args.store == "sqlite":
-        from benchmarks.stores import SQLiteSubscribers
-
-        source = SQLiteSubscribers(args.stored, event="order.created")
-    elif args.store == "postgres":
-        from benchmarks.stores import PostgresSubscribers
-
-        source = PostgresSubscribers(args.stored, event="order.created")
-    if source is not None:
-        app.add_subscriber_source(source)
     event = Event("user.created", app=app)
 
     def step() -> int:
@@ -157,17 +146,9 @@ def no_subscriber(args: argparse.Namespace) -> dict[str, Any]:
         return 0
 
     try:
-        before = source.queries if source is not None else 0
-        per_event, posts = _timed(step, args.events, args.reps, args.warmup)
-        result = _result(per_event, posts)
-        if source is not None:
-            sends = args.events * args.reps + args.warmup
-            result["queries_per_send"] = (source.queries - before) / sends
-        return result
+        return _result(*_timed(step, args.events, args.reps, args.warmup))
     finally:
         app.close()
-        if source is not None and hasattr(source, "close"):
-            source.close()
 
 
 def stored_pair(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,8 +183,7 @@ def stored_pair(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for app, source, _ in sides.values():
             app.close()
-            if hasattr(source, "close"):
-                source.close()
+            source.close()
 
 
 def _result(per_event: list[float], posts: int) -> dict[str, Any]:

@@ -87,6 +87,10 @@ class SQLiteSubscribers:
             ).fetchall()
         return [_subscriber(row) for row in rows]
 
+    def close(self) -> None:
+        """Close the in-memory database (as :meth:`PostgresSubscribers.close` drops its table)."""
+        self.db.close()
+
 
 class PostgresSubscribers:
     """Subscribers in a PostgreSQL table (dropped on close) with an index on ``event``."""

@@ -1,12 +1,14 @@
-"""Fixtures shared by every test package: the current Thorn app is saved and restored."""
+"""Fixtures shared by every test package: the current app is restored; real receivers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import thorn_core.app
+from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +19,27 @@ def _restore_current_app() -> Iterator[None]:
         yield
     finally:
         thorn_core.app._current = saved
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A real webhook receiver on 127.0.0.1 answering 200."""
+    with WebhookReceiver() as running:
+        yield running
+
+
+@pytest.fixture
+def make_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
+    """Start more receivers, optionally with a ``respond`` callable; all stopped afterwards."""
+    started: list[WebhookReceiver] = []
+
+    def make(
+        respond: Callable[[ReceivedWebhook], Reply] | None = None, **kwargs: Any
+    ) -> WebhookReceiver:
+        running = WebhookReceiver(respond=respond, **kwargs).start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()

@@ -167,7 +167,7 @@ class Thorn:
         )
         static = StaticSubscribers.from_setting(new.subscribers)
         delivery_log = _load_log(new.delivery_log)
-        old = self._dispatcher if hasattr(self, "settings") else None
+        old = self._dispatcher
         self.settings = new
         self._dispatcher_factory: DispatcherFactory = dispatcher_factory
         self.codecs: dict[str, Codec] = codecs
@@ -338,6 +338,25 @@ class Thorn:
             raise
         except (TypeError, ValueError) as exc:
             raise SerializationError(f"Cannot encode the payload as JSON: {exc}") from exc
+
+    def store(self, message: EventMessage) -> bool:
+        """Store ``message`` in the outbox's open transaction (``THORN_OUTBOX``); the relay
+        dispatches it after commit. False when not stored: no outbox, the setting off, or
+        no transaction open.
+
+        An outbox encodes what it stores (:meth:`EventMessage.to_dict`); a message it does
+        not store is encoded here, so bad input fails at ``send()`` either way, encoded once.
+
+        Raises:
+            SerializationError: the message cannot be encoded; nothing is stored.
+        """
+        outbox = self.outbox
+        if outbox is None or not self.settings.outbox:
+            return False
+        if outbox.add(message):
+            return True
+        message.to_dict()
+        return False
 
     def active_buffer(self) -> EventBuffer | None:
         """The buffer of the innermost ``buffer_events`` block open in this thread, if any."""

@@ -35,13 +35,20 @@ __all__ = [
     "created",
     "current_transaction",
     "deleted",
+    "m2m_change",
     "m2m_changed",
 ]
 
 #: What happened to an instance.
 Hook = Literal["create", "change", "delete", "m2m_add", "m2m_remove", "m2m_clear"]
 HOOKS: Final[tuple[Hook, ...]] = get_args(Hook)
-_M2M_HOOKS: Final = ("m2m_add", "m2m_remove", "m2m_clear")
+#: The many-to-many hooks and the action each names in the send context.
+_M2M_ACTIONS: Final[Mapping[Hook, str]] = {
+    "m2m_add": "add",
+    "m2m_remove": "remove",
+    "m2m_clear": "clear",
+}
+_M2M_HOOKS: Final = tuple(_M2M_ACTIONS)
 
 
 def _check_trigger(trigger: Trigger, _: attrs.Attribute[Any], field: str | None) -> None:
@@ -79,6 +86,18 @@ class ModelChange:
 
 
 ChangeHandler = Callable[[ModelChange], None]
+
+
+def m2m_change(instance: Any, trigger: Trigger, related: list[Any]) -> ModelChange:
+    """The change a many-to-many ``trigger`` hands to its handler: the send context names the
+    field, the action (``add``, ``remove``, ``clear``) and the ``related`` ids. Every binding
+    builds it here, so the context is the same on every ORM.
+
+    Raises:
+        KeyError: ``trigger`` is not a many-to-many hook.
+    """
+    context = {"field": trigger.field, "action": _M2M_ACTIONS[trigger.hook], "related": related}
+    return ModelChange(instance, MISSING, context)
 
 
 @runtime_checkable
@@ -148,11 +167,6 @@ _HOOK_SIGNALS: Final[Mapping[Hook, NamedSignal]] = {
     "m2m_add": m2m_changed,
     "m2m_remove": m2m_changed,
     "m2m_clear": m2m_changed,
-}
-_M2M_ACTIONS: Final[Mapping[Hook, str]] = {
-    "m2m_add": "add",
-    "m2m_remove": "remove",
-    "m2m_clear": "clear",
 }
 
 
@@ -298,14 +312,8 @@ class BlinkerBinding:
                 else:
                     previous = kwargs.get("previous", MISSING)
             for trigger, handler, needs_previous in matching:
-                action = _M2M_ACTIONS.get(trigger.hook)
-                if action is not None:
-                    context: dict[str, Any] = {
-                        "field": trigger.field,
-                        "action": action,
-                        "related": list(kwargs.get("related") or ()),
-                    }
-                    handler(ModelChange(instance, MISSING, context))
+                if trigger.hook in _M2M_ACTIONS:
+                    handler(m2m_change(instance, trigger, list(kwargs.get("related") or ())))
                 else:
                     handler(ModelChange(instance, previous if needs_previous else MISSING))
 

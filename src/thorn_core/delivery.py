@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -58,6 +57,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     value = value.strip()
     if value.isascii() and value.isdigit():
         return min(float(value), _RETRY_AFTER_MAX)
+    import email.utils  # only for an HTTP-date Retry-After: keeps `import thorn_core` light
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

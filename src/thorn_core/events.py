@@ -61,7 +61,8 @@ def _headers(value: Mapping[str, str] | None, what: str) -> dict[str, str]:
 
 def _merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     """``base`` updated by ``extra``, names compared without case (the later one wins)."""
-    merged = {k: v for k, v in base.items() if k.lower() not in {n.lower() for n in extra}}
+    replaced = {name.lower() for name in extra}
+    merged = {k: v for k, v in base.items() if k.lower() not in replaced}
     merged.update(extra)
     return merged
 
@@ -157,7 +158,7 @@ class Event:
         """Build the message that ``send`` hands to the dispatcher.
 
         ``name`` replaces the event's name in the message (model events format theirs per
-        instance); it is validated.
+        instance); it is validated unless it is the event's own (valid) name.
         """
         settings = (app or self.app).settings
         # Options left out (the common case) cost no call.
@@ -169,7 +170,7 @@ class Event:
         if timeout is not None:
             timeout = _option(timeout, "timeout", kind="positive")
         return EventMessage(
-            event=self.name if name is None else validate_event_name(name),
+            event=self.name if name is None or name == self.name else validate_event_name(name),
             data=data,
             sender=sender if sender is None else sender_key(sender),
             headers=message_headers,
@@ -237,8 +238,10 @@ class Event:
         on_error: Callable[[Delivery, BaseException], Any] | None = None,
         on_timeout: Callable[[Delivery, BaseException], Any] | None = None,
         app: Thorn | None = None,
+        store: bool = True,
     ) -> SendResult:
-        """Hand a message built by :meth:`prepare` to the open buffer or the dispatcher.
+        """Hand a message built by :meth:`prepare` to the outbox, the open buffer or the
+        dispatcher. ``store=False`` skips the outbox (a model-event hook tried it already).
 
         Raises:
             SerializationError: the payload cannot be encoded; nothing is sent.
@@ -250,14 +253,11 @@ class Event:
             else _NO_CALLBACKS
         )
         result = SendResult(message, callbacks=callbacks)
-        outbox = app.outbox
-        if outbox is not None and app.settings.outbox:
-            # Stored in the open transaction, dispatched by the relay after commit. The
-            # message is encoded now, so bad input still fails here.
-            message.to_dict()
-            if outbox.add(message):
-                result.state = "stored"
-                return result
+        if store and app.outbox is not None and app.store(message):
+            # Stored in the open transaction, dispatched by the relay after commit. (The
+            # outbox test first spares the common send without one a call.)
+            result.state = "stored"
+            return result
         app.prepare(result)
         buffer = app.active_buffer()
         if buffer is not None:

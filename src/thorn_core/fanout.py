@@ -28,6 +28,7 @@ __all__ = [
     "plan_deliveries",
     "resolve_subscribers",
     "signed_request",
+    "unsent_delivery",
 ]
 
 USER_AGENT = f"thorn-webhooks/{__version__}"
@@ -155,14 +156,8 @@ def plan_deliveries(
         except Exception as exc:
             # One subscriber's unusable secret (or a failing custom signer) is its own failure.
             failed.append(
-                Delivery(
-                    id=delivery_id,
-                    event=message.event,
-                    subscriber=subscriber,
-                    ok=False,
-                    attempts=0,
-                    error=f"cannot sign the delivery: {exc}",
-                    exception=exc,
+                unsent_delivery(
+                    message, subscriber, delivery_id, f"cannot sign the delivery: {exc}", exc
                 )
             )
             continue
@@ -191,13 +186,27 @@ def encode_body(app: Thorn, message: EventMessage, content_type: str) -> bytes |
 
 def no_codec_delivery(message: EventMessage, subscriber: Subscriber, delivery_id: str) -> Delivery:
     """The failed delivery recorded for a subscriber whose content type has no codec."""
+    return unsent_delivery(
+        message, subscriber, delivery_id, f"no codec for content type {subscriber.content_type!r}"
+    )
+
+
+def unsent_delivery(
+    message: EventMessage,
+    subscriber: Subscriber,
+    delivery_id: str,
+    error: str,
+    exception: BaseException | None = None,
+) -> Delivery:
+    """A delivery that failed before any attempt (no codec, unusable secret, bad payload)."""
     return Delivery(
         id=delivery_id,
         event=message.event,
         subscriber=subscriber,
         ok=False,
         attempts=0,
-        error=f"no codec for content type {subscriber.content_type!r}",
+        error=error,
+        exception=exception,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from .exceptions import InvalidFilter
-from .paths import AttributePath, resolve_path
+from .paths import AttributePath, read_path
 
 __all__ = ["MISSING", "OPERATORS", "TRANSITION_PREFIX", "Condition", "Missing", "Q", "parse_lookup"]
 
@@ -144,11 +144,11 @@ class Condition:
 
     def __call__(self, instance: Any, previous: Any = MISSING) -> bool:
         """Whether ``instance`` (changed from ``previous``) matches."""
-        if not self.test(resolve_path(instance, self.path)):
+        if not self.test(read_path(instance, self.path)):
             return False
         if not self.transition or previous is MISSING:
             return True
-        return not self.test(resolve_path(previous, self.path))
+        return not self.test(read_path(previous, self.path))
 
 
 def parse_lookup(lookup: str, operand: Any) -> Condition:

@@ -28,10 +28,12 @@ __all__ = [
     "FailureStreak",
     "MemoryDeliveryLog",
     "attempt_record",
+    "parse_since",
     "prune_expired",
     "public_headers",
     "record_fields",
     "record_from_row",
+    "retention_cutoff",
     "utcnow",
 ]
 
@@ -44,6 +46,28 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 def utcnow() -> datetime.datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def parse_since(value: str) -> datetime.datetime:
+    """An ISO 8601 date or time (a ``since``/``before`` bound) as an aware datetime; one
+    without an offset is taken as UTC, one with an offset keeps it.
+
+    Raises:
+        ValueError: ``value`` is neither.
+    """
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 date or time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+
+
+def retention_cutoff(
+    retention: float, *, now: datetime.datetime | None = None
+) -> datetime.datetime:
+    """The time ``retention`` seconds before ``now`` (default: the current time): what is
+    older goes when the delivery log and the outbox are pruned."""
+    return (now or utcnow()) - datetime.timedelta(seconds=retention)
 
 
 def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -264,5 +288,4 @@ def prune_expired(
 
     The relays of the adapters (a Celery task, a command) call this.
     """
-    before = (now or utcnow()) - datetime.timedelta(seconds=retention)
-    return log.prune(before)
+    return log.prune(retention_cutoff(retention, now=now))

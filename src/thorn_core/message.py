@@ -24,9 +24,7 @@ def _plain_json(encode: Callable[[Any], bytes], value: Any, what: str) -> Any:
     """``value`` as plain JSON types: encoded with Thorn's JSON codec, then decoded."""
     try:
         return json.loads(encode(value))
-    except SerializationError as exc:
-        raise SerializationError(f"Cannot carry the {what} in a message: {exc}") from exc
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # SerializationError is a TypeError too
         raise SerializationError(f"Cannot carry the {what} in a message: {exc}") from exc
 
 

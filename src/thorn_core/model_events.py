@@ -295,8 +295,7 @@ class ModelEvent:
         if not self.should_dispatch(instance, change.previous):
             return
         message = self.prepare_from_instance(instance, context=change.context, binding=binding)
-        app = self.event.app
-        if app.settings.outbox and app.outbox is not None and app.outbox.add(message):
+        if self.event.app.store(message):
             # Stored in the transaction of the change: it commits, or rolls back, with it,
             # and the relay sends it after commit. With no transaction open on the outbox's
             # database, the event goes the usual way.
@@ -304,7 +303,7 @@ class ModelEvent:
         if self.honors_transaction:
             binding.on_commit(lambda: self._guarded(instance, lambda: self.event.submit(message)))
         else:
-            self.event.submit(message)
+            self.event.submit(message, store=False)
 
     # -- building and sending --------------------------------------------------------------
 

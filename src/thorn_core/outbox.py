@@ -28,8 +28,12 @@ class Outbox(Protocol):
     """Stores sent events in the current transaction. Adapters implement it on their ORM."""
 
     def add(self, message: EventMessage) -> bool:
-        """Store ``message`` in the transaction open now and return True; return False when
-        no transaction is open (the event is then dispatched at once)."""
+        """Store ``message.to_dict()`` in the transaction open now and return True; return
+        False when no transaction is open (the event is then dispatched at once).
+
+        Raises:
+            SerializationError: from ``to_dict()``, for a message that cannot be encoded.
+        """
         ...
 
     def claim(self, limit: int) -> list[tuple[Any, EventMessage]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .exceptions import InvalidModelEvent
 
-__all__ = ["AttributePath", "parse_path", "resolve_path"]
+__all__ = ["AttributePath", "parse_path", "read_path", "resolve_path"]
 
 #: A parsed path: the attribute names from the instance outwards.
 AttributePath = tuple[str, ...]
@@ -56,8 +56,19 @@ def resolve_path(obj: Any, path: str | Sequence[str]) -> Any:
         AttributeError: an object on the way has no such attribute (a typo is not hidden).
         KeyError: a mapping on the way has no such key.
     """
+    return read_path(obj, parse_path(path))
+
+
+def read_path(obj: Any, path: AttributePath) -> Any:
+    """:func:`resolve_path` for a path already parsed by :func:`parse_path`: no parsing per
+    read (filters hold theirs parsed).
+
+    Raises:
+        AttributeError: an object on the way has no such attribute.
+        KeyError: a mapping on the way has no such key.
+    """
     value = obj
-    for name in parse_path(path):
+    for name in path:
         if value is None:
             return None
         value = value[name] if isinstance(value, Mapping) else getattr(value, name)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
 from .fanout import plan_deliveries
+from .log import utcnow
 from .transport import RequestsTransport
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def ping(
         data = {
             "ping": True,
             "subscription": str(subscriber.uuid),
-            "sent_at": datetime.datetime.now(datetime.timezone.utc),
+            "sent_at": utcnow(),
         }
     message = Event(event, app=app).prepare(data, app=app)
     plan = plan_deliveries(app, message, [subscriber])

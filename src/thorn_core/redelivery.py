@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ThornError
@@ -16,6 +16,7 @@ from .transport import RequestsTransport, Transport
 if TYPE_CHECKING:
     from .app import Thorn
     from .delivery import Delivery
+    from .subscribers import Subscriber
 
 __all__ = [
     "API_REDELIVERY_LIMIT",
@@ -23,6 +24,7 @@ __all__ = [
     "delivery_summary",
     "redeliver",
     "redeliver_failed",
+    "redelivery_summary",
 ]
 
 #: Deliveries one REST API call redelivers at most (the rest on the next call), so that a
@@ -51,6 +53,18 @@ def delivery_summary(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+def redelivery_summary(deliveries: Sequence[Delivery]) -> dict[str, Any]:
+    """What a REST API answers about a subscription's redelivered deliveries: the counts and
+    each one's :func:`delivery_summary` (the same in every adapter)."""
+    succeeded = sum(d.ok for d in deliveries)
+    return {
+        "redelivered": len(deliveries),
+        "succeeded": succeeded,
+        "failed": len(deliveries) - succeeded,
+        "deliveries": [delivery_summary(d) for d in deliveries],
+    }
+
+
 def _extra_headers(record: AttemptRecord) -> dict[str, str]:
     return {
         name: value
@@ -59,17 +73,30 @@ def _extra_headers(record: AttemptRecord) -> dict[str, str]:
     }
 
 
-def _redeliver(app: Thorn, record: AttemptRecord, transport: Transport) -> Delivery:
-    subscriber = app.find_subscriber(record.subscriber_uuid)
+def _active_subscriber(
+    app: Thorn, subscriber_uuid: str, *, context: str = "", advice: str = ""
+) -> Subscriber:
+    """The subscriber ``subscriber_uuid`` if it exists and is active, for a redelivery.
+
+    Raises:
+        RedeliveryError: it is gone or deactivated; the message starts with ``context``, and
+            the deactivated one ends with ``advice``.
+    """
+    subscriber = app.find_subscriber(subscriber_uuid)
     if subscriber is None:
-        raise RedeliveryError(
-            f"delivery {record.delivery_id}: subscription {record.subscriber_uuid} no longer exists"
-        )
+        raise RedeliveryError(f"{context}subscription {subscriber_uuid} no longer exists")
     if not subscriber.active:
-        raise RedeliveryError(
-            f"delivery {record.delivery_id}: subscription {subscriber.uuid} is deactivated; "
-            "re-enable it first"
-        )
+        raise RedeliveryError(f"{context}subscription {subscriber_uuid} is deactivated{advice}")
+    return subscriber
+
+
+def _redeliver(app: Thorn, record: AttemptRecord, transport: Transport) -> Delivery:
+    subscriber = _active_subscriber(
+        app,
+        record.subscriber_uuid,
+        context=f"delivery {record.delivery_id}: ",
+        advice="; re-enable it first",
+    )
     sent_as = {k.lower(): v for k, v in record.request_headers.items()}.get("content-type")
     if sent_as is not None and sent_as != subscriber.content_type:
         raise RedeliveryError(
@@ -127,10 +154,7 @@ def redeliver_failed(
     records = app.delivery_log.failed(str(subscriber_uuid), since)
     if limit is not None:
         records = records[:limit]
-    subscriber = app.find_subscriber(str(subscriber_uuid))
-    if subscriber is None or not subscriber.active:
-        state = "no longer exists" if subscriber is None else "is deactivated"
-        raise RedeliveryError(f"subscription {subscriber_uuid} {state}")
+    _active_subscriber(app, str(subscriber_uuid))
     transport = RequestsTransport(ca_bundle=app.settings.ca_bundle)
     deliveries: list[Delivery] = []
     try:

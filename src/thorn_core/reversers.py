@@ -21,13 +21,11 @@ def _check_view_name(_: object, __: attrs.Attribute[Any], value: object) -> None
         raise InvalidModelEvent(f"model_reverser needs a view name, got {value!r}")
 
 
-def _check_paths(_: object, __: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
-    for path in value:
-        parse_path(path)
-
-
-def _check_path_values(_: object, __: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
-    for path in value.values():
+def _check_paths(
+    _: object, __: attrs.Attribute[Any], value: tuple[str, ...] | Mapping[str, str]
+) -> None:
+    """Parse every path (a mapping's values) so a malformed one raises at declaration."""
+    for path in value.values() if isinstance(value, Mapping) else value:
         parse_path(path)
 
 
@@ -46,7 +44,7 @@ class model_reverser:
 
     view_name: str = attrs.field(validator=_check_view_name)
     args: tuple[str, ...] = attrs.field(validator=_check_paths)
-    kwargs: Mapping[str, str] = attrs.field(validator=_check_path_values)
+    kwargs: Mapping[str, str] = attrs.field(validator=_check_paths)
 
     def __init__(self, view_name: str, *args: str, **kwargs: str) -> None:
         self.__attrs_init__(view_name, args, dict(kwargs))

@@ -20,7 +20,10 @@ __all__ = [
     "Subscriber",
     "SubscriberSource",
     "accepts_sender",
+    "digest_problem",
+    "secret_problem",
     "sender_key",
+    "subscriber_from_row",
     "subscribers_from",
 ]
 
@@ -47,21 +50,39 @@ def _check_pattern(_: object, __: attrs.Attribute[Any], value: object) -> None:
     validate_pattern(value)
 
 
-def _check_digest(_: object, __: attrs.Attribute[Any], value: object) -> None:
+def digest_problem(value: object) -> str | None:
+    """Why ``value`` is not an HMAC digest Thorn signs with, or None when it is one (shared by
+    :class:`Subscriber` and :func:`~thorn_core.subscriptions.check_subscription`)."""
     if value not in DIGESTS:
-        raise InvalidSubscriber(
-            f"hmac_digest {value!r} is not supported; choose one of {', '.join(sorted(DIGESTS))}"
-        )
+        return f"{value!r} is not supported; choose one of {', '.join(sorted(DIGESTS))}"
+    return None
 
 
-def _check_secret(_: object, __: attrs.Attribute[Any], value: object) -> None:
+def secret_problem(value: object) -> str | None:
+    """Why ``value`` is not a usable HMAC secret (a non-empty string; a ``whsec_`` one must
+    carry valid base64), or None when it is one."""
     if not isinstance(value, str) or not value:
-        raise InvalidSubscriber("hmac_secret must be a non-empty string")
+        return "the secret must be a non-empty string"
     try:
         standard_webhooks_key(value)
     except ImproperlyConfigured as exc:
+        return str(exc)
+    return None
+
+
+def _check_digest(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    problem = digest_problem(value)
+    if problem is not None:
+        raise InvalidSubscriber(f"hmac_digest {problem}")
+
+
+def _check_secret(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:  # worded for the field, not as the API's
+        raise InvalidSubscriber("hmac_secret must be a non-empty string")
+    problem = secret_problem(value)
+    if problem is not None:
         # Caught here, a bad secret cannot stop the deliveries of other subscribers later.
-        raise InvalidSubscriber(f"hmac_secret is unusable: {exc}") from None
+        raise InvalidSubscriber(f"hmac_secret is unusable: {problem}")
 
 
 def _check_content_type(_: object, __: attrs.Attribute[Any], value: object) -> None:
@@ -129,6 +150,25 @@ class Subscriber:
         data = attrs.asdict(self)
         data["uuid"] = str(self.uuid)
         return data
+
+
+def subscriber_from_row(row: Any) -> Subscriber:
+    """The subscriber of a database row with the fields of :class:`Subscriber` (an adapter's
+    model); ``user`` is its ``user_id`` (None without one).
+
+    Raises:
+        InvalidSubscriber: the row holds an invalid URL, pattern or field.
+    """
+    return Subscriber(
+        url=row.url,
+        event=row.event,
+        uuid=row.uuid,
+        user=getattr(row, "user_id", None),
+        hmac_secret=row.hmac_secret,
+        hmac_digest=row.hmac_digest,
+        content_type=row.content_type,
+        active=bool(row.active),
+    )
 
 
 @runtime_checkable

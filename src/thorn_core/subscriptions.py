@@ -9,23 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import (
-    ImproperlyConfigured,
-    InvalidPattern,
-    InvalidURL,
-    RecipientRefused,
-    ThornError,
-)
+from .exceptions import InvalidPattern, InvalidURL, RecipientRefused, ThornError
 from .patterns import validate_pattern
-from .signing import DIGESTS, standard_webhooks_key
+from .subscribers import digest_problem, secret_problem
 
 if TYPE_CHECKING:
     from .app import Thorn
 
 __all__ = ["SubscriptionInvalid", "check_subscription", "ensure_subscription"]
-
-#: The fields :func:`check_subscription` knows how to check.
-FIELDS = ("event", "url", "content_type", "hmac_secret", "hmac_digest")
 
 
 class SubscriptionInvalid(ThornError, ValueError):
@@ -71,21 +62,13 @@ def check_subscription(app: Thorn, data: Mapping[str, Any]) -> dict[str, list[st
             f"{', '.join(sorted(app.codecs))}"
         ]
     if "hmac_secret" in data:
-        secret = data["hmac_secret"]
-        problem = None
-        if not isinstance(secret, str) or not secret:
-            problem = "the secret must be a non-empty string"
-        else:
-            try:
-                standard_webhooks_key(secret)
-            except ImproperlyConfigured as exc:
-                problem = str(exc)
+        problem = secret_problem(data["hmac_secret"])
         if problem:
             errors["hmac_secret"] = [problem]
-    if "hmac_digest" in data and data["hmac_digest"] not in DIGESTS:
-        errors["hmac_digest"] = [
-            f"{data['hmac_digest']!r} is not supported; choose one of {', '.join(sorted(DIGESTS))}"
-        ]
+    if "hmac_digest" in data:
+        problem = digest_problem(data["hmac_digest"])
+        if problem:
+            errors["hmac_digest"] = [problem]
     return errors
 
 

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from .exceptions import DeliveryConnectionError, DeliveryTimeout
-from .validators import IPAddress, display_url
+from .validators import DEFAULT_PORTS, IPAddress, display_url
 
 if TYPE_CHECKING:
     import requests
@@ -240,8 +240,11 @@ def _peer_in(sock: socket.socket, addresses: Sequence[IPAddress]) -> bool:
     return any(peer == str(address) for address in addresses)
 
 
-def _adapter(pool_connections: int) -> Any:
-    """A requests adapter whose pools use the pinned, watched connection classes."""
+@functools.cache
+def _adapter_class() -> Any:
+    """The requests adapter class whose pools use the pinned, watched connection classes.
+
+    Built once, on first use (requests and urllib3 are imported only then), not per session."""
     from requests.adapters import HTTPAdapter
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -261,7 +264,12 @@ def _adapter(pool_connections: int) -> Any:
                 "https": PinnedHTTPSPool,
             }
 
-    return PinnedAdapter(pool_connections=pool_connections, pool_maxsize=1)
+    return PinnedAdapter
+
+
+def _adapter(pool_connections: int) -> Any:
+    """A requests adapter whose pools use the pinned, watched connection classes."""
+    return _adapter_class()(pool_connections=pool_connections, pool_maxsize=1)
 
 
 @attrs.define
@@ -429,7 +437,7 @@ def _split(url: str) -> tuple[str, str, int, str, str | None]:
     """Scheme, host, port, request target (path and query) and Basic credentials of a URL."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
+    port = parts.port or DEFAULT_PORTS.get(scheme, 80)
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"

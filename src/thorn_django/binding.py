@@ -13,8 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models import signals
 from django.urls import reverse
 
-from thorn_core.binding import ChangeHandler, ModelChange, Trigger
-from thorn_core.filters import MISSING
+from thorn_core.binding import ChangeHandler, ModelChange, Trigger, m2m_change
 
 __all__ = ["DjangoBinding", "absolute_uri"]
 
@@ -229,8 +228,7 @@ class DjangoBinding:
             for trigger, handler, _needs in matching:
                 if _through(type(instance), trigger.field) is not sender:
                     continue
-                context = {"field": trigger.field, "action": hook[4:], "related": related}
-                handler(ModelChange(instance, MISSING, context))
+                handler(m2m_change(instance, trigger, related))
 
     # -- transactions and URLs --------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.apps import apps
 from django.conf import settings
@@ -33,6 +33,8 @@ DEFAULT_SUBSCRIBER_MODEL = "thorn_django.Subscriber"
 DEFAULT_DELIVERY_LOG = "thorn_django.log:DjangoDeliveryLog"
 
 _lock = threading.Lock()
+
+_T = TypeVar("_T")
 
 
 class _State:
@@ -88,6 +90,18 @@ def _misconfigured(error: ThornError) -> dict[str, Any]:
     return {"THORN_DISPATCHER": dispatcher}
 
 
+def _with_settings(apply: Callable[[dict[str, Any]], _T]) -> _T:
+    """``apply`` the project's settings; when they are invalid, apply the settings of an app
+    that raises the error on every send instead. Remembers the error (or its absence)."""
+    try:
+        result = apply(_app_settings())
+        _state.error = None
+    except ThornError as exc:
+        result = apply(_misconfigured(exc))
+        _state.error = exc
+    return result
+
+
 def setup() -> Thorn:
     """Build the project's app (``AppConfig.ready``): Django binding, stored subscribers,
     the database delivery log (unless ``THORN_DELIVERY_LOG`` says otherwise), the outbox.
@@ -102,12 +116,12 @@ def setup() -> Thorn:
     with _lock:
         app = _state.app
         if app is None:
-            try:
-                app = Thorn(_app_settings(), binding=DjangoBinding(), set_as_current=False)
-                _state.error = None
-            except ThornError as exc:
-                app = Thorn(_misconfigured(exc), binding=DjangoBinding(), set_as_current=False)
-                _state.error = exc
+            # One binding: Thorn() fails on the settings before it uses the binding, and a
+            # second one would leave its m2m_changed receiver connected for good.
+            binding = DjangoBinding()
+            app = _with_settings(
+                lambda values: Thorn(values, binding=binding, set_as_current=False)
+            )
             app.add_subscriber_source(StoredSubscribers())
             # Used only while THORN_OUTBOX is True (the core checks it at every send), so
             # override_settings can switch it, and the relay drains what is left when off.
@@ -122,12 +136,7 @@ def reconfigure() -> None:
     app = _state.app
     if app is None:
         return
-    try:
-        app.configure(_app_settings())
-        _state.error = None
-    except ThornError as exc:
-        app.configure(_misconfigured(exc))
-        _state.error = exc
+    _with_settings(app.configure)
 
 
 def get_app() -> Thorn:

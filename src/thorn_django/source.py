@@ -9,7 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from thorn_core.exceptions import InvalidSubscriber
-from thorn_core.subscribers import Subscriber
+from thorn_core.subscribers import Subscriber, subscriber_from_row
 
 __all__ = ["StoredSubscribers", "subscriber_from_model"]
 
@@ -22,16 +22,7 @@ def subscriber_from_model(obj: Any) -> Subscriber:
     Raises:
         thorn_core.InvalidSubscriber: the row holds an invalid URL, pattern or field.
     """
-    return Subscriber(
-        url=obj.url,
-        event=obj.event,
-        uuid=obj.uuid,
-        user=obj.user_id,
-        hmac_secret=obj.hmac_secret,
-        hmac_digest=obj.hmac_digest,
-        content_type=obj.content_type,
-        active=bool(obj.active),
-    )
+    return subscriber_from_row(obj)
 
 
 class StoredSubscribers:

@@ -11,18 +11,19 @@ from typing import Any
 import flask
 from sqlalchemy.orm import Session
 
-from thorn_core.log import AttemptRecord
+from thorn_core.log import AttemptRecord, parse_since
 from thorn_core.redelivery import (
     API_REDELIVERY_LIMIT,
     RedeliveryError,
     delivery_summary,
     redeliver,
     redeliver_failed,
+    redelivery_summary,
 )
 from thorn_core.subscriptions import check_subscription
 
 from .extension import ThornState, get_state
-from .models import SubscriberMixin, coerce_user
+from .models import SubscriberMixin
 
 __all__ = ["create_blueprint", "serialize", "serialize_attempt", "serialize_delivery"]
 
@@ -35,6 +36,7 @@ NOT_A_STRING = "Not a valid string."
 NOT_A_BOOLEAN = "Must be a valid boolean."
 NOT_FOUND = "Not found."
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
+BAD_DATETIME = "Datetime has wrong format. Use ISO 8601."
 
 Answer = tuple[Any, int]
 
@@ -111,17 +113,9 @@ def _json_body() -> Mapping[str, Any] | Answer:
     return data
 
 
-def _owner(state: ThornState) -> Any:
-    """The current user's id converted for the ``user_id`` column, or None (anonymous)."""
-    user = state.user_id()
-    if user is None:
-        return None
-    column = state.model.__table__.c.user_id  # type: ignore[union-attr]
-    return coerce_user(column.type, user)
-
-
 def _find(session: Session, state: ThornState, owner: Any, key: str) -> SubscriberMixin | None:
-    """The subscription ``key`` if the user owns it (others' are not found, never forbidden)."""
+    """The subscription ``key`` if ``owner`` (the user's id, converted for the column by the
+    query) owns it: others' are not found, never forbidden."""
     try:
         wanted = uuid.UUID(key)
     except ValueError:
@@ -135,7 +129,7 @@ def _find(session: Session, state: ThornState, owner: Any, key: str) -> Subscrib
 def _owned_subscription(state: ThornState, key: str) -> SubscriberMixin | None:
     """The current user's subscription ``key``, detached, or None."""
     with state.session() as session:
-        row = _find(session, state, _owner(state), key)
+        row = _find(session, state, state.user_id(), key)
         if row is not None:
             session.expunge(row)
         return row
@@ -149,10 +143,9 @@ def _since(data: Mapping[str, Any]) -> datetime.datetime | Answer | None:
     try:
         if not isinstance(value, str):
             raise TypeError(value)
-        when = datetime.datetime.fromisoformat(value)
+        return parse_since(value)
     except (TypeError, ValueError):
-        return {"since": ["Datetime has wrong format. Use ISO 8601."]}, 400
-    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+        return {"since": [BAD_DATETIME]}, 400
 
 
 def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.Blueprint:
@@ -180,7 +173,7 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     def index() -> Any:
         state = get_state()
         with state.session() as session:
-            rows = session.scalars(state.model.owned_by(_owner(state)))  # type: ignore[union-attr]
+            rows = session.scalars(state.model.owned_by(state.user_id()))  # type: ignore[union-attr]
             return [serialize(row) for row in rows]
 
     @blueprint.post("/")
@@ -194,7 +187,8 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
             return errors, 400
         assert state.model is not None
         values = {k: v for k, v in data.items() if k in WRITABLE}
-        row = state.model(user_id=_owner(state), **values)  # type: ignore[call-arg]
+        owner = state.model.owner_value(state.user_id())
+        row = state.model(user_id=owner, **values)  # type: ignore[call-arg]
         with state.session() as session, session.begin():
             session.add(row)
             session.flush()
@@ -205,7 +199,7 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     def detail(id: str) -> Any:
         state = get_state()
         with state.session() as session:
-            row = _find(session, state, _owner(state), id)
+            row = _find(session, state, state.user_id(), id)
             if row is None:
                 return {"detail": NOT_FOUND}, 404
             return serialize(row)
@@ -217,7 +211,7 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
         if isinstance(data, tuple):
             return data
         with state.session() as session, session.begin():
-            row = _find(session, state, _owner(state), id)
+            row = _find(session, state, state.user_id(), id)
             if row is None:
                 return {"detail": NOT_FOUND}, 404
             errors = _errors(state, data, partial=flask.request.method == "PATCH")
@@ -234,7 +228,7 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     def delete(id: str) -> Any:
         state = get_state()
         with state.session() as session, session.begin():
-            row = _find(session, state, _owner(state), id)
+            row = _find(session, state, state.user_id(), id)
             if row is None:
                 return {"detail": NOT_FOUND}, 404
             session.delete(row)
@@ -273,13 +267,7 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
             done = redeliver_failed(state.core, str(row.uuid), since, limit=API_REDELIVERY_LIMIT)
         except RedeliveryError as exc:
             return {"detail": str(exc)}, 409
-        succeeded = sum(d.ok for d in done)
-        return {
-            "redelivered": len(done),
-            "succeeded": succeeded,
-            "failed": len(done) - succeeded,
-            "deliveries": [serialize_delivery(d) for d in done],
-        }
+        return redelivery_summary(done)
 
     @blueprint.post("/deliveries/<delivery_id>/redeliver/")
     def redeliver_one(delivery_id: str) -> Any:
@@ -301,7 +289,7 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
             return {"detail": NOT_FOUND}, 404
         state.core.reactivate_subscriber(row.to_subscriber())
         with state.session() as session:
-            fresh = _find(session, state, _owner(state), id)
+            fresh = _find(session, state, state.user_id(), id)
             assert fresh is not None
             return serialize(fresh)
 

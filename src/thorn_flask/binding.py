@@ -21,7 +21,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.state import InstanceState
 
-from thorn_core.binding import ChangeHandler, ModelChange, Trigger
+from thorn_core.binding import ChangeHandler, ModelChange, Trigger, m2m_change
 from thorn_core.exceptions import ImproperlyConfigured, InvalidModelEvent
 from thorn_core.filters import MISSING
 from thorn_core.model_events import ModelEvent, Reverse
@@ -291,9 +291,8 @@ class SQLAlchemyBinding:
         if self._m2m:
             for obj in [*session.new, *session.dirty]:
                 for field, hook, related in self._collection_changes(inspect(obj)):
-                    context = {"field": field, "action": hook[4:], "related": related}
                     calls.extend(
-                        (h, ModelChange(obj, MISSING, context))
+                        (h, m2m_change(obj, t, related))
                         for t, h, _n in self._connected(obj, hook)
                         if t.field == field
                     )

@@ -12,14 +12,14 @@ from flask.cli import AppGroup
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
-from thorn_core.log import utcnow
+from thorn_core.log import parse_since, retention_cutoff
 from thorn_core.outbox import drain
 from thorn_core.ping import PING_EVENT, ping
 from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
 from thorn_core.subscriptions import check_subscription
 
 from .extension import ThornState, get_state
-from .models import SubscriberMixin, coerce_user
+from .models import SubscriberMixin
 
 __all__ = ["thorn_cli"]
 
@@ -85,8 +85,7 @@ def add_command(
     if errors:
         lines = [f"{field}: {message}" for field, msgs in errors.items() for message in msgs]
         raise click.ClickException("\n".join(lines))
-    column = model.__table__.c.user_id  # type: ignore[attr-defined]
-    row = model(user_id=coerce_user(column.type, user), **values)  # type: ignore[call-arg]
+    row = model(user_id=model.owner_value(user), **values)  # type: ignore[call-arg]
     with state.session() as session, session.begin():
         session.add(row)
         session.flush()
@@ -124,10 +123,9 @@ def _when(value: str | None) -> datetime.datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _outcome(delivery: Delivery) -> str:
@@ -192,9 +190,7 @@ def prune_command(before: str | None) -> None:
     """Remove old delivery attempts (never the latest of a failed delivery) and relayed
     outbox events."""
     state = get_state()
-    cutoff = _when(before) or utcnow() - datetime.timedelta(
-        seconds=state.core.settings.delivery_log_retention
-    )
+    cutoff = _when(before) or retention_cutoff(state.core.settings.delivery_log_retention)
     removed = state.core.delivery_log.prune(cutoff)
     click.echo(f"Removed {removed} delivery attempts from before {cutoff.isoformat()}")
     if state.outbox is not None:

@@ -32,9 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
+from thorn_core.log import utcnow
 from thorn_core.patterns import candidate_patterns
 from thorn_core.signing import generate_secret
 from thorn_core.subscribers import Subscriber as CoreSubscriber
+from thorn_core.subscribers import subscriber_from_row
 
 __all__ = [
     "Base",
@@ -56,10 +58,6 @@ OUTBOX_TABLE = "thorn_outbox"
 
 #: A 64-bit primary key that SQLite still fills in (it autoincrements INTEGER only).
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def coerce_user(column_type: Any, key: Any) -> Any:
@@ -96,9 +94,9 @@ class SubscriberMixin:
     hmac_digest: Mapped[str] = mapped_column(String(20), default="sha256")
     content_type: Mapped[str] = mapped_column(String(100), default=JSON_CONTENT_TYPE)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, onupdate=_now
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
     @declared_attr
@@ -120,7 +118,7 @@ class SubscriberMixin:
         owner = (
             column.is_(None)
             if user is None
-            else or_(column.is_(None), column == coerce_user(column.type, user))
+            else or_(column.is_(None), column == cls.owner_value(user))
         )
         return (
             select(cls)
@@ -137,20 +135,18 @@ class SubscriberMixin:
     def owned_by(cls, user: Any) -> Select[Any]:
         """Every subscription of ``user`` (an id), newest last."""
         column = cls.__table__.c.user_id  # type: ignore[attr-defined]
-        return select(cls).where(column == coerce_user(column.type, user)).order_by(cls.id)
+        return select(cls).where(column == cls.owner_value(user)).order_by(cls.id)
+
+    @classmethod
+    def owner_value(cls, user: Any) -> Any:
+        """``user`` (a sender's or user's id) converted for the ``user_id`` column, so that
+        queries and new rows compare like with like; None stays None."""
+        column = cls.__table__.c.user_id  # type: ignore[attr-defined]
+        return coerce_user(column.type, user)
 
     def to_subscriber(self) -> CoreSubscriber:
         """The core :class:`~thorn_core.Subscriber` value of this row."""
-        return CoreSubscriber(
-            uuid=self.uuid,
-            event=self.event,
-            url=self.url,
-            user=getattr(self, "user_id", None),
-            hmac_secret=self.hmac_secret,
-            hmac_digest=self.hmac_digest,
-            content_type=self.content_type,
-            active=self.active,
-        )
+        return subscriber_from_row(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.event!r} -> {self.url!r}>"
@@ -183,7 +179,7 @@ class DeliveryAttemptMixin:
     next_retry_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
-    at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
@@ -212,7 +208,7 @@ class OutboxEventMixin:
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     message: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     done_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )

@@ -19,8 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from celery import Celery
+from kombu import Exchange, Queue
 
 from thorn_core import Subscriber
+from thorn_core.subscribers import accepts_sender, sender_key
 
 HERE = Path(__file__).resolve().parent
 #: Seconds a test waits for something that should happen soon.
@@ -50,15 +53,19 @@ def reachable(url: str) -> bool:
     return True
 
 
-def stop_promptly(stop: Callable[[], None], url: str) -> None:
-    """Call ``stop`` and wake the server's poll meanwhile, so teardown does not idle."""
-    parts = urlsplit(url)
-    stopper = threading.Thread(target=stop)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(OSError):
-            socket.create_connection((parts.hostname, parts.port), timeout=0.1).close()
-        stopper.join(0.01)
+def delete_queue(capp: Celery, queue: str) -> None:
+    """Remove ``queue`` and the exchange Celery made for it from the broker.
+
+    The queue is declared first: kombu's virtual transports (Redis) delete only the queues
+    this channel knows.
+    """
+    exchange = Exchange(queue, type="direct")
+    with capp.connection_for_write() as connection:
+        channel = connection.default_channel
+        bound = Queue(queue, exchange, routing_key=queue)(channel)
+        bound.declare()
+        bound.delete()
+        exchange(channel).delete()
 
 
 class RecordingSource:
@@ -73,7 +80,8 @@ class RecordingSource:
     ) -> list[Subscriber]:
         """The subscribers that accept ``sender`` (the tests use one pattern); note the lookup."""
         self.lookups.append(event)
-        return [s for s in self.subscribers if s.user is None or s.user == sender]
+        key = sender_key(sender)
+        return [s for s in self.subscribers if accepts_sender(s, key)]
 
 
 class PortHandler(BaseHTTPRequestHandler):

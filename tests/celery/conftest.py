@@ -1,4 +1,4 @@
-"""Celery fixtures: real brokers (Redis, RabbitMQ), real workers, real receivers on 127.0.0.1.
+"""Celery fixtures: real brokers (Redis, RabbitMQ), real workers, a port-recording server.
 
 Every test that takes ``broker`` runs once per real broker. A broker that cannot be reached
 skips its tests with the reason, or fails them when ``CI=true``. Celery's in-memory broker
@@ -21,10 +21,8 @@ pytest.importorskip("celery", reason="the Celery tests need celery (pip install 
 
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
-from kombu import Exchange, Queue
 
 from thorn_core import Thorn
-from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 
 from ._celery_support import (
     BROKERS,
@@ -32,10 +30,9 @@ from ._celery_support import (
     LOOPBACK_VALIDATORS,
     WAIT,
     PortServer,
-    RecordingSource,
     WorkerProcess,
+    delete_queue,
     reachable,
-    stop_promptly,
 )
 
 
@@ -68,21 +65,6 @@ def broker(request: pytest.FixtureRequest) -> str:
 def queue() -> str:
     """A queue of this test alone, so leftovers of other runs never reach its worker."""
     return f"thorn-test-{uuid.uuid4().hex[:12]}"
-
-
-def delete_queue(capp: Celery, queue: str) -> None:
-    """Remove ``queue`` and the exchange Celery made for it from the broker.
-
-    The queue is declared first: kombu's virtual transports (Redis) delete only the queues
-    this channel knows.
-    """
-    exchange = Exchange(queue, type="direct")
-    with capp.connection_for_write() as connection:
-        channel = connection.default_channel
-        bound = Queue(queue, exchange, routing_key=queue)(channel)
-        bound.declare()
-        bound.delete()
-        exchange(channel).delete()
 
 
 @pytest.fixture
@@ -144,33 +126,6 @@ def run_worker(celery_app: Celery, queue: str) -> Callable[..., Any]:
             yield worker
 
     return run
-
-
-@pytest.fixture
-def make_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
-    """Start real receivers on 127.0.0.1, optionally with a ``respond`` callable."""
-    started: list[WebhookReceiver] = []
-
-    def make(respond: Callable[[ReceivedWebhook], Reply] | None = None) -> WebhookReceiver:
-        running = WebhookReceiver(respond=respond).start()
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        stop_promptly(running.stop, running.url())
-
-
-@pytest.fixture
-def receiver(make_receiver: Callable[..., WebhookReceiver]) -> WebhookReceiver:
-    """A real receiver on 127.0.0.1 answering 200."""
-    return make_receiver()
-
-
-@pytest.fixture
-def recording_source() -> type[RecordingSource]:
-    """The :class:`RecordingSource` class."""
-    return RecordingSource
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ from thorn_core import Event, SendResult, Subscriber, Thorn
 from thorn_core.fanout import delivery_id_for
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 
-from ._celery_support import IN_CI, LOOPBACK_VALIDATORS, WAIT, WorkerProcess, stop_promptly
-from .conftest import delete_queue
+from ._celery_support import IN_CI, LOOPBACK_VALIDATORS, WAIT, WorkerProcess, delete_queue
 
 
 def free_port() -> int:
@@ -73,12 +72,9 @@ class TestReceiverDown:
         received: list[ReceivedWebhook] = []
         with run_worker():
             time.sleep(1.0)  # every first attempt is refused meanwhile
-            receiver = WebhookReceiver(port=port).start()
-            try:
+            with WebhookReceiver(port=port) as receiver:
                 got = wait_for_ids(receiver, wanted)
                 received = list(receiver.received)
-            finally:
-                stop_promptly(receiver.stop, receiver.url())
         assert got == wanted
         assert len(received) >= 20
         assert sorted(r.json()["n"] for r in {r.delivery_id: r for r in received}.values()) == list(

@@ -31,6 +31,8 @@ from thorn_core.dispatchers.celery import DISPATCH_TASK, CeleryDispatcher
 from thorn_core.receiver import WebhookReceiver
 from thorn_core.validators import allow_cidr_network, block_internal_ips
 
+from ._celery_support import RecordingSource
+
 
 def queued(capp: Celery, queue: str) -> int:
     """How many messages wait in ``queue`` (none when nothing ever declared it)."""
@@ -150,13 +152,12 @@ class TestSend:
         queue: str,
         broker: str,
         receiver: WebhookReceiver,
-        recording_source: Any,
     ) -> None:
         """Three sends are three messages; no subscriber source is asked, no request is made."""
         if broker == "memory://":
             pytest.skip("queue inspection needs a real broker")
         app = make_thorn({"THORN_SUBSCRIBERS": {"a.*": receiver.url()}})
-        source = recording_source([Subscriber(url=receiver.url("/stored"), event="a.*")])
+        source = RecordingSource([Subscriber(url=receiver.url("/stored"), event="a.*")])
         app.add_subscriber_source(source)
         results = [Event("a.b").send({"n": n}) for n in range(3)]
         assert [r.state for r in results] == ["queued"] * 3

@@ -19,7 +19,7 @@ from thorn_core import Delivery, Event, Subscriber, Thorn, signals
 from thorn_core.dispatchers.celery import DELIVER_TASK, DISPATCH_TASK
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 
-from ._celery_support import WAIT, WorkerProcess, wait_until
+from ._celery_support import WAIT, RecordingSource, WorkerProcess, wait_until
 
 
 @pytest.fixture
@@ -56,14 +56,13 @@ class TestDelivery:
         make_thorn: Callable[..., Thorn],
         run_worker: Callable[..., Any],
         receiver: WebhookReceiver,
-        recording_source: Any,
         task_names: Counter[str],
     ) -> None:
         """Static and stored subscribers receive the event; an owned one only its owner's."""
         app = make_thorn(
             {"THORN_SUBSCRIBERS": {"a.*": {"url": receiver.url("/static"), "hmac_secret": "s1"}}}
         )
-        source = recording_source(
+        source = RecordingSource(
             [
                 Subscriber(url=receiver.url("/stored"), event="a.*", hmac_secret="s2"),
                 Subscriber(url=receiver.url("/owned"), event="a.*", user=8, hmac_secret="s3"),

@@ -6,6 +6,7 @@ Everything here listens on, or lets Thorn connect to, 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import struct
 import threading
@@ -26,21 +27,6 @@ WAIT = 5.0
 
 LOOPBACK = ip_address("127.0.0.1")
 
-_REASONS = {
-    200: "OK",
-    301: "Moved Permanently",
-    302: "Found",
-    303: "See Other",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    404: "Not Found",
-    408: "Request Timeout",
-    410: "Gone",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
 
 @attrs.frozen
 class Request:
@@ -60,7 +46,7 @@ def response_head(
     keep_alive: bool = False,
 ) -> bytes:
     """The status line and headers of an HTTP/1.1 answer (no ``Content-Length`` when None)."""
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
+    lines = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Status')}"]
     lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
     if content_length is not None:
         lines.append(f"Content-Length: {content_length}")

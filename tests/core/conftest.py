@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from thorn_core import Thorn
+from thorn_core import Thorn, testing
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
-from thorn_core.validators import allow_cidr_network, block_internal_ips, ensure_protocol
 
 #: Seconds a test waits for something that should happen at once.
 WAIT = 5.0
@@ -26,12 +25,8 @@ def httpserver_listen_address() -> tuple[str, int]:
 
 @pytest.fixture
 def loopback_validators() -> tuple[Any, ...]:
-    """Recipient validators that keep the safety checks but allow 127.0.0.0/8, for tests."""
-    return (
-        ensure_protocol("http", "https"),
-        block_internal_ips(),
-        allow_cidr_network("127.0.0.0/8"),
-    )
+    """Recipient validators that keep the safety checks but allow loopback, for tests."""
+    return testing.loopback_validators()
 
 
 @pytest.fixture
@@ -55,30 +50,6 @@ def make_app(loopback_validators: tuple[Any, ...]) -> Iterator[Callable[..., Tho
 def app(make_app: Callable[..., Thorn]) -> Thorn:
     """An explicit app allowed to deliver to loopback, with no static subscribers."""
     return make_app()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    """A real webhook receiver on 127.0.0.1 answering 200."""
-    with WebhookReceiver() as running:
-        yield running
-
-
-@pytest.fixture
-def make_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
-    """Start more receivers, optionally with a ``respond`` callable; all stopped afterwards."""
-    started: list[WebhookReceiver] = []
-
-    def make(
-        respond: Callable[[ReceivedWebhook], Reply] | None = None, **kwargs: Any
-    ) -> WebhookReceiver:
-        running = WebhookReceiver(respond=respond, **kwargs).start()
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        running.stop()
 
 
 @pytest.fixture

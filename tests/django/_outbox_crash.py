@@ -21,17 +21,13 @@ def configure(database: dict[str, str]) -> None:
     from django.conf import settings
 
     from tests.django import settings as test_settings
-    from thorn_core.validators import allow_cidr_network, block_internal_ips, ensure_protocol
+    from thorn_core.testing import loopback_validators
 
     values = {name: getattr(test_settings, name) for name in dir(test_settings) if name.isupper()}
     values.update(
         DATABASES={"default": database},
         THORN_OUTBOX=True,
-        THORN_RECIPIENT_VALIDATORS=[
-            ensure_protocol("http"),
-            block_internal_ips(),
-            allow_cidr_network("127.0.0.0/8"),
-        ],
+        THORN_RECIPIENT_VALIDATORS=list(loopback_validators()),
     )
     settings.configure(**values)
     django.setup()

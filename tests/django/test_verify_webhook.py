@@ -11,6 +11,7 @@ from django.test import Client
 
 from thorn_core import Thorn
 from thorn_core.signing import hook_hmac, standard_webhooks_headers
+from thorn_core.testing import loopback_validators
 
 from .testapp.views import OLD_SECRET, SECRET
 
@@ -69,12 +70,12 @@ class TestVerifyWebhook:
         assert post("/receive-rotating/", signed(BODY, secret=OLD_SECRET)).status_code == 200
         assert post("/receive-rotating/", signed(BODY)).status_code == 200
 
-    def test_a_thorn_delivery_verifies(self, live_server: Any, loopback_validators: Any) -> None:
+    def test_a_thorn_delivery_verifies(self, live_server: Any) -> None:
         """A webhook delivered by Thorn to the Django view over HTTP passes verification."""
         url = live_server.url.replace("localhost", "127.0.0.1") + "/receive/"
         app = Thorn(
             {
-                "THORN_RECIPIENT_VALIDATORS": loopback_validators,
+                "THORN_RECIPIENT_VALIDATORS": loopback_validators(),
                 "THORN_SUBSCRIBERS": {"article.*": {"url": url, "hmac_secret": SECRET}},
             },
             set_as_current=False,
@@ -84,11 +85,3 @@ class TestVerifyWebhook:
         (delivery,) = result.deliveries
         assert delivery.ok, delivery.error
         assert json.loads(delivery.response_body)["payload"] == {"id": 7}
-
-
-@pytest.fixture
-def loopback_validators() -> Any:
-    """Validators allowing 127.0.0.0/8."""
-    from thorn_core.validators import allow_cidr_network, block_internal_ips, ensure_protocol
-
-    return [ensure_protocol("http"), block_internal_ips(), allow_cidr_network("127.0.0.0/8")]

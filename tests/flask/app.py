@@ -10,15 +10,11 @@ from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from thorn_core import ModelEvent, model_reverser
-from thorn_core.validators import allow_cidr_network, block_internal_ips, ensure_protocol
+from thorn_core.testing import loopback_validators
 from thorn_flask import SubscriberMixin, webhook_model
 
-#: Recipient validators that keep the safety checks but allow 127.0.0.0/8, for tests.
-LOOPBACK = (
-    ensure_protocol("http", "https"),
-    block_internal_ips(),
-    allow_cidr_network("127.0.0.0/8"),
-)
+#: Recipient validators that keep the safety checks but allow loopback, for tests.
+LOOPBACK = loopback_validators()
 
 
 class Model(DeclarativeBase):
@@ -88,3 +84,14 @@ def register_routes(app: flask.Flask) -> None:
     @app.get("/articles/<int:id>")
     def article_detail(id: int) -> str:
         return str(id)
+
+
+def store_subscription(app: flask.Flask, url: str, event: str = "*", **fields: Any) -> Subscription:
+    """Store a subscription in ``app``'s database; return it detached, loaded."""
+    with app.app_context():
+        row = Subscription(url=url, event=event, **fields)
+        db.session.add(row)
+        db.session.commit()
+        db.session.refresh(row)
+        db.session.expunge(row)
+        return row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,10 +17,9 @@ pytest.importorskip("flask_sqlalchemy")
 import flask
 import sqlalchemy
 
-from thorn_core.receiver import WebhookReceiver
 from thorn_flask import DeliveryAttempt, OutboxEvent, Thorn, get_state
 
-from .app import LOOPBACK, Subscription, db, register_routes
+from .app import LOOPBACK, Subscription, db, register_routes, store_subscription
 
 #: Thorn's own tables (the ready models on ``thorn_flask.Base``) that the tests create.
 THORN_TABLES = [
@@ -76,13 +76,6 @@ def database(
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    """A real webhook receiver on 127.0.0.1 answering 200."""
-    with WebhookReceiver() as running:
-        yield running
-
-
-@pytest.fixture
 def make_app(tmp_path: Path) -> Iterator[Callable[..., flask.Flask]]:
     """Build Flask apps with Thorn and the test models; their tables are dropped afterwards."""
     apps: list[flask.Flask] = []
@@ -125,15 +118,5 @@ def app(make_app: Callable[..., flask.Flask], database: dict[str, Any]) -> flask
 
 @pytest.fixture
 def subscribe(app: flask.Flask) -> Callable[..., Subscription]:
-    """Store a subscription in ``app``'s database."""
-
-    def add(url: str, event: str = "*", **fields: Any) -> Subscription:
-        with app.app_context():
-            row = Subscription(url=url, event=event, **fields)
-            db.session.add(row)
-            db.session.commit()
-            db.session.refresh(row)
-            db.session.expunge(row)
-            return row
-
-    return add
+    """Store a subscription in ``app``'s database (``url``, ``event="*"``, other fields)."""
+    return functools.partial(store_subscription, app)

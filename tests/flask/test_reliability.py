@@ -29,7 +29,7 @@ from thorn_flask import (
     get_state,
 )
 
-from .app import Article, Subscription, db
+from .app import Article, Subscription, db, store_subscription
 
 ROOT = Path(__file__).parents[2]
 
@@ -62,17 +62,6 @@ def send(app: flask.Flask, count: int = 1, event: str = "order.paid") -> None:
     with app.app_context():
         for number in range(count):
             Event(event).send({"number": number})
-
-
-def store(app: flask.Flask, url: str, event: str = "order.*", **fields: Any) -> Subscription:
-    """Store a subscription in ``app``'s database; return it detached, loaded."""
-    with app.app_context():
-        row = Subscription(url=url, event=event, **fields)
-        db.session.add(row)
-        db.session.commit()
-        db.session.refresh(row)
-        db.session.expunge(row)
-        return row
 
 
 def log_of(app: flask.Flask) -> SQLAlchemyDeliveryLog:
@@ -155,7 +144,7 @@ class TestDeliveryLog:
         app = make_app(
             {**database, **no_retry, "THORN_FAILURE_LIMIT": 3, "THORN_FAILURE_WINDOW": 0}
         )
-        row = store(app, flaky.url("/hook"))
+        row = store_subscription(app, flaky.url("/hook"), "order.*")
         seen: list[Any] = []
 
         def on_deactivated(sender: Any, **kwargs: Any) -> None:
@@ -183,7 +172,7 @@ class TestDeliveryLog:
     ) -> None:
         """Failures, one success, one failure: the streak is one."""
         app = make_app({**database, **no_retry})
-        row = store(app, flaky.url("/hook"))
+        row = store_subscription(app, flaky.url("/hook"), "order.*")
         send(app, 2)
         switch.status = 200
         send(app, 1)
@@ -252,7 +241,7 @@ def deactivated(
 ) -> tuple[flask.Flask, Subscription]:
     """An app whose subscription (owned by ada) was deactivated after two failures."""
     app = make_app({**database, **no_retry, "THORN_FAILURE_LIMIT": 2, "THORN_FAILURE_WINDOW": 0})
-    row = store(app, receiver.url("/hook"), user_id="ada")
+    row = store_subscription(app, receiver.url("/hook"), "order.*", user_id="ada")
     with app.app_context():
         for number in range(2):
             Event("order.paid").send({"number": number}, sender="ada")
@@ -307,7 +296,7 @@ class TestRedelivery:
     ) -> tuple[flask.Flask, Subscription, list[str]]:
         """An app with three failed deliveries to ada's subscription, receiver now up."""
         app = make_app({**database, **no_retry})
-        row = store(app, flaky.url("/hook"), user_id="ada")
+        row = store_subscription(app, flaky.url("/hook"), "order.*", user_id="ada")
         with app.app_context():
             for number in range(3):
                 Event("order.paid").send({"number": number}, sender="ada")

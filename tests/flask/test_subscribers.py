@@ -87,16 +87,16 @@ class TestGone:
     """A 410 Gone answer deactivates the stored subscription."""
 
     def test_410_deactivates(
-        self, app: flask.Flask, subscribe: Callable[..., Subscription]
+        self,
+        app: flask.Flask,
+        subscribe: Callable[..., Subscription],
+        make_receiver: Callable[..., WebhookReceiver],
     ) -> None:
         """After the receiver answers 410, the row is inactive and receives no more."""
-        gone = WebhookReceiver(respond=lambda _request: (410, b"gone")).start()
-        try:
-            row = subscribe(gone.url("/old"), "*")
-            with app.app_context():
-                thorn_core.Event("user.created").send({})
-                thorn_core.Event("user.created").send({})
-                assert db.session.get(Subscription, row.id).active is False
-            assert len(gone.received) == 1
-        finally:
-            gone.stop()
+        gone = make_receiver(lambda _request: (410, b"gone"))
+        row = subscribe(gone.url("/old"), "*")
+        with app.app_context():
+            thorn_core.Event("user.created").send({})
+            thorn_core.Event("user.created").send({})
+            assert db.session.get(Subscription, row.id).active is False
+        assert len(gone.received) == 1

@@ -51,6 +51,7 @@ from ..fanout import (
     no_codec_delivery,
     resolve_subscribers,
     signed_request,
+    unsent_delivery,
 )
 from ..log import prune_expired
 from ..message import EventMessage
@@ -340,15 +341,7 @@ class _Batch:
             try:
                 body = self._body(i, subscriber.content_type)
             except SerializationError as exc:
-                failed = Delivery(
-                    id=delivery_id,
-                    event=message.event,
-                    subscriber=subscriber,
-                    ok=False,
-                    attempts=0,
-                    error=str(exc),
-                    exception=exc,
-                )
+                failed = unsent_delivery(message, subscriber, delivery_id, str(exc), exc)
                 self._result(i).record(app, failed)
                 continue
             if body is None:

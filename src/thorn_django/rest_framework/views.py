@@ -18,6 +18,7 @@ from thorn_core.redelivery import (
     RedeliveryError,
     redeliver,
     redeliver_failed,
+    redelivery_summary,
 )
 
 from .._cli import parse_since
@@ -118,16 +119,7 @@ class SubscriberRedeliver(_Owned, generics.GenericAPIView):  # type: ignore[type
             )
         except RedeliveryError as exc:
             return _conflict(exc)
-        outcomes = [delivery_outcome(delivery) for delivery in deliveries]
-        succeeded = sum(item["ok"] for item in outcomes)
-        return Response(
-            {
-                "redelivered": len(outcomes),
-                "succeeded": succeeded,
-                "failed": len(outcomes) - succeeded,
-                "deliveries": outcomes,
-            }
-        )
+        return Response(redelivery_summary(deliveries))
 
 
 class SubscriberEnable(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]

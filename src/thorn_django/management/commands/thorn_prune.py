@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from thorn_core.log import utcnow
+from thorn_core.log import retention_cutoff
 
 from ..._cli import parse_since
 from ...conf import get_app
@@ -34,8 +33,7 @@ class Command(BaseCommand):
             except ValueError as exc:
                 raise CommandError(f"--before: {exc}") from None
         else:
-            retention = app.settings.delivery_log_retention
-            before = utcnow() - datetime.timedelta(seconds=retention)
+            before = retention_cutoff(app.settings.delivery_log_retention)
         attempts = app.delivery_log.prune(before)
         self.stdout.write(
             f"Removed {attempts} delivery attempts older than {before:%Y-%m-%d %H:%M:%S} UTC"
