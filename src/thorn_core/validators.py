@@ -163,17 +163,48 @@ def parse_target(url: object) -> Target:
     return Target(scheme=scheme, host=host, port=port, url=url)
 
 
+#: What a masked secret is shown as.
+_MASK = "***"
+#: The end of a URL's authority (RFC 3986): its path, query or fragment begins.
+_AUTHORITY_END = re.compile(r"[/?#]")
+#: A query parameter carries a secret when its lower-cased name ends in token, secret,
+#: password, passwd, signature or apikey (``access_token``, ``clientSecret``,
+#: ``X-Amz-Signature``), or its last word is key, pwd, sig or auth (``api-key``).
+_SECRET_PARAM = re.compile(
+    r"(?:token|secret|password|passwd|signature|apikey|(?:^|[^a-z0-9])(?:key|pwd|sig|auth))$"
+)
+
+
+def _masked_param(param: str) -> str:
+    name, eq, _ = param.partition("=")
+    if eq and _SECRET_PARAM.search(name.lower()):
+        return f"{name}={_MASK}"
+    return param
+
+
 def display_url(url: str) -> str:
-    """Return ``url`` with any password in its userinfo masked, for messages."""
+    """Return ``url`` with its credentials masked, for messages, logs and displays.
+
+    The password of the userinfo is masked (``https://ada:***@host/``), and a userinfo
+    without a password is masked whole (``https://***@host/``: a lone name is a token). So
+    is the value of each query parameter named like a secret (``?api_key=***``, see
+    ``_SECRET_PARAM``). The rest is kept as it is; masking a masked URL changes nothing.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    authority, slash, tail = rest.partition("/")
+    end = _AUTHORITY_END.search(rest)
+    authority, tail = (rest[: end.start()], rest[end.start() :]) if end else (rest, "")
     userinfo, at, hostport = authority.rpartition("@")
-    if at and ":" in userinfo:
-        user = userinfo.partition(":")[0]
-        return f"{scheme}://{user}:***@{hostport}{slash}{tail}"
-    return url
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        authority = f"{user}:{_MASK}@{hostport}" if colon else f"{_MASK}@{hostport}"
+    before, question, query = tail.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        params = "&".join(_masked_param(param) for param in query.split("&"))
+        tail = f"{before}?{params}{hash_}{fragment}"
+    return f"{scheme}://{authority}{tail}"
 
 
 # ---------------------------------------------------------------------------
