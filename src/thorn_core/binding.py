@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol, get_args, runtime_checkable
 
 import attrs
@@ -25,6 +25,7 @@ __all__ = [
     "HOOKS",
     "BlinkerBinding",
     "ChangeHandler",
+    "HandlerTable",
     "Hook",
     "ModelBinding",
     "ModelChange",
@@ -100,6 +101,76 @@ def m2m_change(instance: Any, trigger: Trigger, related: list[Any]) -> ModelChan
     return ModelChange(instance, MISSING, context)
 
 
+class HandlerTable:
+    """Which handlers a binding calls for each model, written once for every binding.
+
+    For each model (weakly referenced, so a class can go away), its connected
+    ``(trigger, handler)`` pairs in connection order, each with whether it needs the values
+    from before a change. Safe to use from several threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: weakref.WeakKeyDictionary[type, dict[tuple[Trigger, ChangeHandler], bool]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def add(
+        self, model: type, trigger: Trigger, handler: ChangeHandler, needs_previous: bool
+    ) -> bool:
+        """Connect ``handler`` for ``trigger`` on ``model``; False when it already was (the
+        first connection is kept)."""
+        with self._lock:
+            handlers = self._models.setdefault(model, {})
+            if (trigger, handler) in handlers:
+                return False
+            handlers[trigger, handler] = needs_previous
+            return True
+
+    def remove(self, model: type, trigger: Trigger, handler: ChangeHandler) -> None:
+        """Disconnect ``handler`` for ``trigger`` on ``model`` (nothing when it was not)."""
+        with self._lock:
+            handlers = self._models.get(model)
+            if handlers is not None:
+                handlers.pop((trigger, handler), None)
+                if not handlers:
+                    del self._models[model]
+
+    def has(self, model: type, trigger: Trigger, handler: ChangeHandler) -> bool:
+        """Whether ``handler`` is connected for ``trigger`` on ``model``."""
+        with self._lock:
+            return (trigger, handler) in self._models.get(model, {})
+
+    def matching(
+        self, model: type, hooks: Collection[str] = HOOKS
+    ) -> list[tuple[Trigger, ChangeHandler, bool]]:
+        """The ``(trigger, handler, needs_previous)`` of ``model`` whose hook is in ``hooks``,
+        in connection order (a copy: handlers may connect others while it is used)."""
+        with self._lock:
+            handlers = self._models.get(model)
+            if not handlers:
+                return []
+            return [
+                (trigger, handler, needs)
+                for (trigger, handler), needs in handlers.items()
+                if trigger.hook in hooks
+            ]
+
+    def needs_previous(self, model: type, hooks: Collection[str] = HOOKS) -> bool:
+        """Whether a handler of ``model`` for one of ``hooks`` needs the previous values."""
+        return any(needs for _t, _h, needs in self.matching(model, hooks))
+
+    def connected(self, model: type) -> bool:
+        """Whether ``model`` has a connected handler."""
+        with self._lock:
+            return bool(self._models.get(model))
+
+    def __len__(self) -> int:
+        """How many models have a connected handler."""
+        with self._lock:
+            return len(self._models)
+
+
 @runtime_checkable
 class ModelBinding(Protocol):
     """How model events reach an ORM. Adapters implement it; :class:`BlinkerBinding` is generic.
@@ -167,6 +238,11 @@ _HOOK_SIGNALS: Final[Mapping[Hook, NamedSignal]] = {
     "m2m_add": m2m_changed,
     "m2m_remove": m2m_changed,
     "m2m_clear": m2m_changed,
+}
+#: The hooks each signal carries.
+_SIGNAL_HOOKS: Final[Mapping[NamedSignal, frozenset[Hook]]] = {
+    signal: frozenset(hook for hook, s in _HOOK_SIGNALS.items() if s is signal)
+    for signal in set(_HOOK_SIGNALS.values())
 }
 
 
@@ -244,10 +320,7 @@ class BlinkerBinding:
     def __init__(self, urls: Urls | None = None) -> None:
         self.urls = urls
         self._lock = threading.Lock()
-        #: model -> (trigger, handler) -> needs_previous, in connection order.
-        self._handlers: weakref.WeakKeyDictionary[
-            type, dict[tuple[Trigger, ChangeHandler], bool]
-        ] = weakref.WeakKeyDictionary()
+        self._handlers = HandlerTable()
         #: model -> signal -> the receiver connected for it.
         self._receivers: weakref.WeakKeyDictionary[type, dict[NamedSignal, Callable[..., None]]] = (
             weakref.WeakKeyDictionary()
@@ -264,10 +337,8 @@ class BlinkerBinding:
         """Call ``handler`` when the signal of ``trigger`` is sent with ``model`` as sender."""
         signal = _HOOK_SIGNALS[trigger.hook]
         with self._lock:
-            handlers = self._handlers.setdefault(model, {})
-            if (trigger, handler) in handlers:
+            if not self._handlers.add(model, trigger, handler, needs_previous):
                 return
-            handlers[trigger, handler] = needs_previous
             receivers = self._receivers.setdefault(model, {})
             if signal in receivers:
                 return
@@ -278,9 +349,8 @@ class BlinkerBinding:
         """Undo :meth:`connect`."""
         signal = _HOOK_SIGNALS[trigger.hook]
         with self._lock:
-            handlers = self._handlers.get(model, {})
-            handlers.pop((trigger, handler), None)
-            if any(_HOOK_SIGNALS[t.hook] is signal for t, _h in handlers):
+            self._handlers.remove(model, trigger, handler)
+            if self._handlers.matching(model, _SIGNAL_HOOKS[signal]):
                 return
             receiver = self._receivers.get(model, {}).pop(signal, None)
         if receiver is not None:
@@ -289,13 +359,13 @@ class BlinkerBinding:
     def _receiver(self, signal: NamedSignal) -> Callable[..., None]:
         """The blinker receiver for ``signal``: turns it into a :class:`ModelChange` per handler."""
 
+        hooks = _SIGNAL_HOOKS[signal]
+
         def receive(sender: Any, **kwargs: Any) -> None:
-            with self._lock:
-                connected = list(self._handlers.get(sender, {}).items())
             matching = [
                 (trigger, handler, needs_previous)
-                for (trigger, handler), needs_previous in connected
-                if _HOOK_SIGNALS[trigger.hook] is signal and _matches(trigger, kwargs)
+                for trigger, handler, needs_previous in self._handlers.matching(sender, hooks)
+                if _matches(trigger, kwargs)
             ]
             if not matching:
                 return

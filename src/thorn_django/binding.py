@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -13,7 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models import signals
 from django.urls import reverse
 
-from thorn_core.binding import ChangeHandler, ModelChange, Trigger, m2m_change
+from thorn_core.binding import ChangeHandler, HandlerTable, ModelChange, Trigger, m2m_change
 
 __all__ = ["DjangoBinding", "absolute_uri"]
 
@@ -65,11 +64,7 @@ class DjangoBinding:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
-        #: model -> (trigger, handler) -> needs_previous, in connection order.
-        self._handlers: weakref.WeakKeyDictionary[
-            type, dict[tuple[Trigger, ChangeHandler], bool]
-        ] = weakref.WeakKeyDictionary()
+        self._handlers = HandlerTable()
         self._local = threading.local()
         self._uid = f"thorn_django.binding.{id(self)}"
         signals.m2m_changed.connect(
@@ -90,9 +85,7 @@ class DjangoBinding:
         needs_previous: bool = False,
     ) -> None:
         """Call ``handler`` when ``trigger`` happens to an instance of ``model``."""
-        with self._lock:
-            handlers = self._handlers.setdefault(model, {})
-            handlers[trigger, handler] = needs_previous
+        self._handlers.add(model, trigger, handler, needs_previous)
         # dispatch_uid makes connecting twice a no-op; weak=False keeps the receivers alive.
         signals.post_save.connect(
             self._post_save,
@@ -116,32 +109,17 @@ class DjangoBinding:
 
     def disconnect(self, model: type, trigger: Trigger, handler: ChangeHandler) -> None:
         """Undo :meth:`connect`; the model's receivers go when its last handler does."""
-        with self._lock:
-            handlers = self._handlers.get(model, {})
-            handlers.pop((trigger, handler), None)
-            remaining = bool(handlers)
-            needs_previous = any(handlers.values())
-        if not needs_previous:
+        self._handlers.remove(model, trigger, handler)
+        if not self._handlers.needs_previous(model):
             signals.pre_save.disconnect(
                 sender=model, dispatch_uid=self._dispatch_uid("pre_save", model)
             )
-        if not remaining:
+        if not self._handlers.connected(model):
             for name, signal in (
                 ("post_save", signals.post_save),
                 ("post_delete", signals.post_delete),
             ):
                 signal.disconnect(sender=model, dispatch_uid=self._dispatch_uid(name, model))
-
-    def _matching(
-        self, model: type, hooks: Sequence[str]
-    ) -> list[tuple[Trigger, ChangeHandler, bool]]:
-        with self._lock:
-            connected = list(self._handlers.get(model, {}).items())
-        return [
-            (trigger, handler, needs)
-            for (trigger, handler), needs in connected
-            if trigger.hook in hooks
-        ]
 
     # -- receivers --------------------------------------------------------------------------
 
@@ -165,7 +143,7 @@ class DjangoBinding:
     ) -> None:
         if raw or instance._state.adding or instance.pk is None:
             return
-        if not any(needs for _t, _h, needs in self._matching(sender, ("change",))):
+        if not self._handlers.needs_previous(sender, ("change",)):
             return
         manager = type(instance)._base_manager
         previous = manager.using(using or DEFAULT_DB_ALIAS).filter(pk=instance.pk).first()
@@ -184,7 +162,7 @@ class DjangoBinding:
         if raw:
             return
         hook = "create" if created else "change"
-        matching = self._matching(sender, (hook,))
+        matching = self._handlers.matching(sender, (hook,))
         if not matching:
             return
         with self._using(using):
@@ -199,7 +177,7 @@ class DjangoBinding:
     def _post_delete(
         self, sender: type, instance: models.Model, using: str | None = None, **kwargs: Any
     ) -> None:
-        matching = self._matching(sender, ("delete",))
+        matching = self._handlers.matching(sender, ("delete",))
         with self._using(using):
             for _trigger, handler, _needs in matching:
                 handler(ModelChange(instance))
@@ -218,7 +196,7 @@ class DjangoBinding:
         hook = _M2M_ACTIONS.get(action)
         if hook is None or reverse:
             return
-        matching = self._matching(type(instance), (hook,))
+        matching = self._handlers.matching(type(instance), (hook,))
         if not matching:
             return
         if hook != "m2m_clear" and not pk_set:

@@ -21,7 +21,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.state import InstanceState
 
-from thorn_core.binding import ChangeHandler, ModelChange, Trigger, m2m_change
+from thorn_core.binding import ChangeHandler, HandlerTable, ModelChange, Trigger, m2m_change
 from thorn_core.exceptions import ImproperlyConfigured, InvalidModelEvent
 from thorn_core.filters import MISSING
 from thorn_core.model_events import ModelEvent, Reverse
@@ -104,10 +104,7 @@ class SQLAlchemyBinding:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        #: model -> (trigger, handler) -> needs_previous, in connection order.
-        self._handlers: weakref.WeakKeyDictionary[
-            type, dict[tuple[Trigger, ChangeHandler], bool]
-        ] = weakref.WeakKeyDictionary()
+        self._handlers = HandlerTable()
         self._listening = False
         #: model -> the relationship names whose collection events are listened to.
         self._collections: weakref.WeakKeyDictionary[type, set[str]] = weakref.WeakKeyDictionary()
@@ -138,8 +135,7 @@ class SQLAlchemyBinding:
         except Exception as exc:
             raise InvalidModelEvent(f"{model!r} is not a mapped SQLAlchemy model") from exc
         with self._lock:
-            handlers = self._handlers.setdefault(model, {})
-            if (trigger, handler) in handlers:
+            if self._handlers.has(model, trigger, handler):
                 return
             if trigger.field is not None:
                 self._watch_collection(model, trigger.field)
@@ -147,7 +143,7 @@ class SQLAlchemyBinding:
                 for key in mapper.columns.keys():  # noqa: SIM118 -- iterating gives columns
                     event.listen(getattr(model, key), "set", _noop, active_history=True)
                 self._history.add(model)
-            handlers[trigger, handler] = needs_previous
+            self._handlers.add(model, trigger, handler, needs_previous)
             if not self._listening:
                 event.listen(Session, "before_flush", self._before_flush)
                 event.listen(Session, "after_flush", self._after_flush)
@@ -158,8 +154,7 @@ class SQLAlchemyBinding:
 
     def disconnect(self, model: type, trigger: Trigger, handler: ChangeHandler) -> None:
         """Undo :meth:`connect` (listeners stay; they ignore models without handlers)."""
-        with self._lock:
-            self._handlers.get(model, {}).pop((trigger, handler), None)
+        self._handlers.remove(model, trigger, handler)
 
     def on_commit(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` after the flushing session commits; at once outside a flush."""
@@ -261,9 +256,7 @@ class SQLAlchemyBinding:
     # -- session events --------------------------------------------------------------------
 
     def _connected(self, obj: Any, hook: str) -> list[tuple[Trigger, ChangeHandler, bool]]:
-        with self._lock:
-            handlers = list(self._handlers.get(type(obj), {}).items())
-        return [(t, h, needs) for (t, h), needs in handlers if t.hook == hook]
+        return self._handlers.matching(type(obj), (hook,))
 
     def _before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
         """Load expired instances about to be deleted, while their rows still exist."""
@@ -273,7 +266,7 @@ class SQLAlchemyBinding:
 
     def _after_flush(self, session: Session, _context: Any) -> None:
         """Hand the flushed changes to their handlers (history is still the pre-flush one)."""
-        if not self._handlers:
+        if not len(self._handlers):
             return
         calls: list[tuple[ChangeHandler, ModelChange]] = []
         for obj in list(session.new):
