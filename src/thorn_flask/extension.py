@@ -27,6 +27,7 @@ from .models import (
     OutboxEventMixin,
     Subscriber,
     SubscriberMixin,
+    declare_tables,
 )
 from .outbox import CurrentSession, SQLAlchemyOutbox
 from .store import SessionFactory, StoredSubscribers
@@ -147,6 +148,22 @@ def _flask_sqlalchemy_sessions(
         return Session(engine, expire_on_commit=False)
 
     return make
+
+
+def _declare_flask_sqlalchemy_tables(
+    db: SQLAlchemy,
+    model: type[SubscriberMixin],
+    attempt_model: type[DeliveryAttemptMixin] | None,
+    outbox_model: type[OutboxEventMixin] | None,
+) -> None:
+    """Put every table Thorn uses in ``db``'s metadata of the subscriber model's bind key.
+
+    ``db.create_all()`` then creates them and Flask-Migrate's ``flask db migrate`` generates
+    them, with the application's tables, from that one metadata.
+    """
+    bind_key = model.metadata.info.get("bind_key")  # type: ignore[attr-defined]
+    metadata = db.metadatas.get(bind_key, db.metadata)
+    declare_tables(metadata, model, attempt_model or DeliveryAttempt, outbox_model or OutboxEvent)
 
 
 def _flask_sqlalchemy_session(db: SQLAlchemy) -> CurrentSession:
@@ -280,6 +297,7 @@ class Thorn:
             model = Subscriber
         if db is not None and model is not None:
             session_factory = _flask_sqlalchemy_sessions(db, app, model)
+            _declare_flask_sqlalchemy_tables(db, model, attempt_model, outbox_model)
         source = None
         if model is not None and session_factory is not None:
             source = StoredSubscribers(model, session_factory)
