@@ -15,7 +15,14 @@ from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.patterns import candidate_patterns
 from thorn_core.signing import DIGESTS, generate_secret
 from thorn_core.subscribers import sender_key
-from thorn_core.subscriptions import check_subscription
+from thorn_core.subscriptions import (
+    MAX_CONTENT_TYPE_LENGTH,
+    MAX_DIGEST_LENGTH,
+    MAX_EVENT_LENGTH,
+    MAX_SECRET_LENGTH,
+    MAX_URL_LENGTH,
+    check_subscription,
+)
 
 __all__ = [
     "AbstractSubscriber",
@@ -80,11 +87,13 @@ class AbstractSubscriber(models.Model):
     uuid = models.UUIDField("UUID", default=uuid.uuid4, unique=True, editable=False)
     event = models.CharField(
         "event pattern",
-        max_length=200,
+        max_length=MAX_EVENT_LENGTH,
         db_index=True,
         help_text="An event name (article.created) or a pattern: article.*, *.created or *.",
     )
-    url = models.CharField("URL", max_length=2048, help_text="Where the events are POSTed.")
+    url = models.CharField(
+        "URL", max_length=MAX_URL_LENGTH, help_text="Where the events are POSTed."
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name="user",
@@ -96,12 +105,14 @@ class AbstractSubscriber(models.Model):
         help_text="The owner: receives only the events sent with this user as sender.",
     )
     hmac_secret = models.CharField(
-        "HMAC secret", max_length=255, default=generate_secret, editable=False
+        "HMAC secret", max_length=MAX_SECRET_LENGTH, default=generate_secret, editable=False
     )
     hmac_digest = models.CharField(
-        "HMAC digest", max_length=16, choices=DIGEST_CHOICES, default="sha256"
+        "HMAC digest", max_length=MAX_DIGEST_LENGTH, choices=DIGEST_CHOICES, default="sha256"
     )
-    content_type = models.CharField("content type", max_length=100, default=JSON_CONTENT_TYPE)
+    content_type = models.CharField(
+        "content type", max_length=MAX_CONTENT_TYPE_LENGTH, default=JSON_CONTENT_TYPE
+    )
     active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)

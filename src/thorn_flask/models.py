@@ -39,6 +39,12 @@ from thorn_core.patterns import candidate_patterns
 from thorn_core.signing import generate_secret
 from thorn_core.subscribers import Subscriber as CoreSubscriber
 from thorn_core.subscribers import subscriber_from_row
+from thorn_core.subscriptions import (
+    MAX_CONTENT_TYPE_LENGTH,
+    MAX_EVENT_LENGTH,
+    MAX_SECRET_LENGTH,
+    MAX_URL_LENGTH,
+)
 
 __all__ = [
     "Base",
@@ -91,11 +97,13 @@ class SubscriberMixin:
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uuid: Mapped[UUID] = mapped_column(Uuid, unique=True, default=uuid4)
-    event: Mapped[str] = mapped_column(String(200), index=True)
-    url: Mapped[str] = mapped_column(String(2048))
-    hmac_secret: Mapped[str] = mapped_column(String(255), default=generate_secret)
+    event: Mapped[str] = mapped_column(String(MAX_EVENT_LENGTH), index=True)
+    url: Mapped[str] = mapped_column(String(MAX_URL_LENGTH))
+    hmac_secret: Mapped[str] = mapped_column(String(MAX_SECRET_LENGTH), default=generate_secret)
     hmac_digest: Mapped[str] = mapped_column(String(20), default="sha256")
-    content_type: Mapped[str] = mapped_column(String(100), default=JSON_CONTENT_TYPE)
+    content_type: Mapped[str] = mapped_column(
+        String(MAX_CONTENT_TYPE_LENGTH), default=JSON_CONTENT_TYPE
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(
