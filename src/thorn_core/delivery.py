@@ -16,6 +16,7 @@ from .exceptions import (
     InvalidURL,
     RecipientRefused,
 )
+from .log import CREDENTIAL_HEADERS
 from .subscribers import Subscriber
 from .transport import Transport
 from .validators import (
@@ -103,7 +104,9 @@ class Delivery:
     retryable: bool = False
     timed_out: bool = False
     retry_after: float | None = None
-    url: str | None = None
+    url: str | None = attrs.field(
+        default=None, repr=lambda url: repr(url if url is None else display_url(url))
+    )
     response_headers: Mapping[str, str] = attrs.field(factory=dict, repr=False, eq=False)
     response_body: bytes = attrs.field(default=b"", repr=False, eq=False)
     exception: BaseException | None = attrs.field(default=None, repr=False, eq=False)
@@ -140,6 +143,7 @@ def deliver(
     deadline = start + request.timeout
     url = request.subscriber.url
     hops = 0
+    origin: tuple[str, str, int | None] | None = None
 
     def outcome(**fields: Any) -> Delivery:
         return Delivery(
@@ -161,9 +165,21 @@ def deliver(
         except (RecipientRefused, InvalidURL) as exc:
             made = attempt if hops else attempt - 1
             return outcome(ok=False, error=str(exc), attempts=made, exception=exc)
+        target = recipient.target
+        if origin is None:
+            origin = (target.scheme, target.host, target.port)
         headers = request.headers
         if hops:
-            headers = {k: v for k, v in headers.items() if k.lower() != "host"}
+            # Credentials go to the subscriber's origin only, as browsers and requests do:
+            # an explicit Authorization (or Cookie) is dropped on a hop elsewhere, and the
+            # URL's userinfo stays with the URL (a relative Location keeps it, another
+            # origin's URL has its own).
+            keep_credentials = (target.scheme, target.host, target.port) == origin
+            headers = {
+                k: v
+                for k, v in headers.items()
+                if k.lower() != "host" and (keep_credentials or k.lower() not in CREDENTIAL_HEADERS)
+            }
         try:
             response = transport.post(
                 url,

@@ -22,12 +22,14 @@ if TYPE_CHECKING:
     from .delivery import Delivery
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
     "RESPONSE_EXCERPT_BYTES",
     "AttemptRecord",
     "DeliveryLog",
     "FailureStreak",
     "MemoryDeliveryLog",
     "attempt_record",
+    "masked_headers",
     "parse_since",
     "prune_expired",
     "public_headers",
@@ -39,8 +41,9 @@ __all__ = [
 
 #: Bytes of a response body kept in the log.
 RESPONSE_EXCERPT_BYTES = 1024
-#: Request headers never written to the log (credentials, not signatures).
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: Request headers that carry credentials (not signatures, which only prove the body): never
+#: written to the log, masked in displays, and not sent to another origin after a redirect.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def utcnow() -> datetime.datetime:
@@ -72,7 +75,16 @@ def retention_cutoff(
 
 def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """``headers`` without credentials, for the log."""
-    return {k: v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+    return {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with the values of credentials masked, for displays (admin, APIs).
+
+    Signatures (``Hook-HMAC``, ``webhook-signature``) are shown: they prove one body, and
+    the receiver saw them anyway.
+    """
+    return {k: "***" if k.lower() in CREDENTIAL_HEADERS else v for k, v in headers.items()}
 
 
 @attrs.frozen(kw_only=True)

@@ -23,6 +23,7 @@ from thorn_core.subscriptions import (
     MAX_URL_LENGTH,
     check_subscription,
 )
+from thorn_core.validators import display_url
 
 __all__ = [
     "AbstractSubscriber",
@@ -124,7 +125,7 @@ class AbstractSubscriber(models.Model):
         ordering = ("created_at", "id")
 
     def __str__(self) -> str:
-        return f"{self.event} -> {self.url}"
+        return f"{self.event} -> {display_url(self.url)}"
 
     def clean(self) -> None:
         """Refuse what delivery would refuse: a malformed pattern, a hostile URL, a bad type."""

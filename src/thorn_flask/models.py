@@ -45,6 +45,7 @@ from thorn_core.subscriptions import (
     MAX_SECRET_LENGTH,
     MAX_URL_LENGTH,
 )
+from thorn_core.validators import display_url
 
 __all__ = [
     "Base",
@@ -160,7 +161,7 @@ class SubscriberMixin:
         return subscriber_from_row(self)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.event!r} -> {self.url!r}>"
+        return f"<{type(self).__name__} {self.event!r} -> {display_url(self.url)!r}>"
 
 
 class DeliveryAttemptMixin:

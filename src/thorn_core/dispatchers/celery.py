@@ -17,7 +17,8 @@ the message on the broker, and another worker delivers it again (at least once).
 Two maintenance tasks are meant for Celery beat (see docs/celery.md):
 
 - ``thorn.relay_outbox`` dispatches the events stored in the outbox (``THORN_OUTBOX``).
-- ``thorn.prune_delivery_log`` removes attempts older than ``THORN_DELIVERY_LOG_RETENTION``.
+- ``thorn.prune_delivery_log`` removes attempts older than ``THORN_DELIVERY_LOG_RETENTION``,
+  and the outbox's events dispatched before then.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from celery import shared_task
 from celery.exceptions import Reject  # type: ignore[import-untyped]
 
 from .. import signals
-from ..app import current_app
+from ..app import configured_app
 from ..codecs import JSON_CONTENT_TYPE, JSONCodec
 from ..delivery import Delivery
 from ..fanout import (
@@ -51,15 +52,16 @@ from ..fanout import (
     no_codec_delivery,
     resolve_subscribers,
     signed_request,
+    signing_failure,
     unsent_delivery,
 )
-from ..log import prune_expired
 from ..message import EventMessage
-from ..outbox import drain
+from ..outbox import drain, prune
 from ..results import SendResult
 from ..retry import RetryPolicy
 from ..subscribers import Subscriber
 from ..transport import RequestsTransport, Transport
+from ..validators import display_url
 
 if TYPE_CHECKING:
     from ..app import Thorn
@@ -347,7 +349,11 @@ class _Batch:
             if body is None:
                 self._result(i).record(app, no_codec_delivery(message, subscriber, delivery_id))
                 continue
-            request = signed_request(app, message, subscriber, body, delivery_id)
+            try:
+                request = signed_request(app, message, subscriber, body, delivery_id)
+            except Exception as exc:
+                self._result(i).record(app, signing_failure(message, subscriber, delivery_id, exc))
+                continue
             delivery = app.deliver(request, transport, message, attempt=attempt)
             delay = None
             if not delivery.ok:
@@ -363,7 +369,7 @@ class _Batch:
             "Thorn delivery %s of %s to %s failed (%s); attempt %d in %.1f s",
             delivery.id,
             delivery.event,
-            delivery.url,
+            display_url(delivery.url or delivery.subscriber.url),
             delivery.error,
             attempt + 1,
             delay,
@@ -375,15 +381,45 @@ class _Batch:
                 logger.exception("A receiver of delivery_retrying failed for %s", delivery.id)
 
 
-@shared_task(name=DISPATCH_TASK, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
+#: Seconds before a task that found no configured Thorn app runs again (doubled each time,
+#: up to :data:`UNCONFIGURED_RETRY_MAX`); it is retried for as long as it takes.
+UNCONFIGURED_RETRY_DELAY = 1.0
+UNCONFIGURED_RETRY_MAX = 300.0
+
+
+def _worker_app(task: Any, argsrepr: str) -> Thorn:
+    """The worker's configured Thorn app; without one, the task is retried, never run.
+
+    A worker with no configured app (a Flask worker running tasks outside the app context,
+    a worker that never built a ``Thorn``) would otherwise resolve no subscriber, report
+    success and deliver nothing. The message goes back to the broker with a countdown, as
+    many times as needed, and the error is logged each time.
+    """
+    try:
+        return configured_app(f"The Celery task {task.name}")
+    except ImproperlyConfigured as exc:
+        retries = int(task.request.retries or 0)
+        countdown = min(UNCONFIGURED_RETRY_DELAY * 2**retries, UNCONFIGURED_RETRY_MAX)
+        logger.error("%s. Retrying the task in %.0f s (attempt %d).", exc, countdown, retries + 1)
+        raise task.retry(
+            exc=exc,
+            countdown=countdown,
+            max_retries=None,
+            argsrepr=argsrepr,
+            kwargsrepr="{}",
+        ) from exc
+
+
+@shared_task(name=DISPATCH_TASK, max_retries=None, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
 def dispatch_events(self: Any, messages: list[dict[str, Any]]) -> None:
     """Resolve the subscribers of sent events and deliver to them, or publish them in chunks.
 
-    The worker's Thorn app is :func:`thorn_core.current_app` (configure it at worker start-up
-    with the same settings as the web processes). A failure to resolve subscribers (a database
-    that is down) retries the whole task later; no delivery was made yet.
+    The worker's Thorn app is :func:`thorn_core.app.configured_app` (configure it at worker
+    start-up with the same settings as the web processes; without one the task is retried,
+    see :func:`_worker_app`). A failure to resolve subscribers (a database that is down)
+    retries the whole task later; no delivery was made yet.
     """
-    app = current_app()
+    app = _worker_app(self, _events_repr(messages))
     batch = _Batch(self, app, messages)
     try:
         planned = batch.plan()
@@ -408,10 +444,13 @@ def dispatch_events(self: Any, messages: list[dict[str, Any]]) -> None:
     batch.finish()
 
 
-@shared_task(name=DELIVER_TASK, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
+@shared_task(name=DELIVER_TASK, max_retries=None, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
 def deliver_chunk(self: Any, payload: dict[str, Any]) -> None:
     """Send a chunk of deliveries (sorted by URL) in order; retry each failure alone."""
-    batch = _Batch(self, current_app(), payload["messages"])
+    app = _worker_app(
+        self, f"[<Thorn deliveries {', '.join(d[2] for d in payload['deliveries'])}>]"
+    )
+    batch = _Batch(self, app, payload["messages"])
     batch.deliver(payload["deliveries"])
     batch.finish()
 
@@ -422,15 +461,21 @@ def relay_outbox(limit: int = 100) -> int:
     it is empty; return how many. Schedule it with Celery beat every few seconds.
 
     Raises:
+        ImproperlyConfigured: the worker has no configured Thorn app.
         RuntimeError: the current app has no outbox (``THORN_OUTBOX`` and an adapter).
     """
-    return drain(current_app(), limit=limit)
+    return drain(configured_app(f"The Celery task {RELAY_TASK}"), limit=limit)
 
 
 @shared_task(name=PRUNE_TASK)  # type: ignore[untyped-decorator]
-def prune_delivery_log() -> int:
-    """Remove attempts older than ``THORN_DELIVERY_LOG_RETENTION`` from the current app's
-    delivery log (keeping the latest attempt of every unsuccessful delivery); return how
-    many. Schedule it with Celery beat, e.g. hourly."""
-    app = current_app()
-    return prune_expired(app.delivery_log, app.settings.delivery_log_retention)
+def prune_delivery_log() -> dict[str, int]:
+    """Remove what is older than ``THORN_DELIVERY_LOG_RETENTION``: attempts from the
+    delivery log (keeping the latest attempt of every unsuccessful delivery) and dispatched
+    events from the outbox; return how many of each (``attempts``, ``outbox_events``).
+    Schedule it with Celery beat, e.g. hourly.
+
+    Raises:
+        ImproperlyConfigured: the worker has no configured Thorn app.
+    """
+    pruned = prune(configured_app(f"The Celery task {PRUNE_TASK}"))
+    return {"attempts": pruned.attempts, "outbox_events": pruned.outbox_events}
