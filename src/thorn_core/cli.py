@@ -1,18 +1,106 @@
-"""The ``thorn`` command line: ``demo``, ``listen``, ``send`` and ``verify``."""
+"""The ``thorn`` command line: ``demo``, ``listen``, ``send`` and ``verify``.
+
+Its parameter types (:data:`SUBSCRIBER_ID`, :data:`ISO_TIME`, :data:`EVENT_NAME`) check ids,
+times and event names at parse time with the core's messages; ``flask thorn`` uses them too.
+"""
 
 from __future__ import annotations
 
+import datetime
 import sys
 import threading
 import time
-from typing import Any
+import uuid
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from ._version import __version__
 from .receiver import ReceivedWebhook, Reply, WebhookReceiver
+from .validators import display_url
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    # Generic from click 8.2 on; the base classes below are built at run time from the plain
+    # name, which every supported click has.
+    _ParamType = click.ParamType[Any, Any]
+else:
+    _ParamType = click.ParamType
+
+__all__ = ["EVENT_NAME", "ISO_TIME", "SUBSCRIBER_ID", "main", "read_text"]
+
+# ---------------------------------------------------------------------------
+# Parameter types shared by the command lines (``thorn`` and ``flask thorn``)
+# ---------------------------------------------------------------------------
+
+
+class SubscriberIdType(_ParamType):
+    """A subscriber's id: a UUID, in any of the forms :class:`uuid.UUID` reads."""
+
+    name = "uuid"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """``value`` as a :class:`uuid.UUID`; a usage error when it is not one."""
+        if isinstance(value, uuid.UUID):
+            return value
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a subscriber id (a UUID)", param, ctx)
+
+
+class IsoTimeType(_ParamType):
+    """An ISO 8601 date or time (UTC when it has no offset), as ``--since``/``--before`` take."""
+
+    name = "iso-time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """``value`` as an aware datetime; a usage error when it is neither a date nor a time."""
+        from .log import parse_since
+
+        if isinstance(value, datetime.datetime):
+            return value
+        try:
+            return parse_since(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class EventNameType(_ParamType):
+    """An event name (``user.created``: no wildcard), checked as ``Event`` checks it."""
+
+    name = "event"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """``value`` if it is a valid event name; a usage error that says why otherwise."""
+        from .exceptions import InvalidEventName
+        from .patterns import validate_event_name
+
+        try:
+            return validate_event_name(value)
+        except InvalidEventName as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: A subscriber id argument or option (converted to :class:`uuid.UUID`).
+SUBSCRIBER_ID = SubscriberIdType()
+#: An ISO 8601 date or time argument or option (converted to an aware datetime).
+ISO_TIME = IsoTimeType()
+#: An event name argument or option.
+EVENT_NAME = EventNameType()
+
+
+def read_text(file: IO[str], what: str) -> str:
+    """The content of a text file opened as UTF-8 (``click.File``), or a usage error naming
+    the option (``what``) when it is not UTF-8."""
+    try:
+        return file.read()
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(
+            f"{getattr(file, 'name', 'the file')!s} is not UTF-8 text "
+            f"(byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            param_hint=what,
+        ) from None
+
 
 #: The demo's subscriptions: (receiver path, event pattern, content type, secret).
 _DEMO_SUBSCRIPTIONS = (
@@ -148,6 +236,21 @@ _TOLERANCE = click.option(
 )
 
 
+def _check_forward(url: str) -> None:
+    """Refuse a ``--forward`` URL that is not a well-formed http(s) URL, before listening."""
+    from .exceptions import InvalidURL
+    from .validators import parse_target
+
+    try:
+        target = parse_target(url)
+    except InvalidURL as exc:
+        raise click.BadParameter(str(exc), param_hint="--forward") from None
+    if target.scheme not in ("http", "https"):
+        raise click.BadParameter(
+            f"{display_url(url)!r} must be an http:// or https:// URL", param_hint="--forward"
+        )
+
+
 def _read_json(text: str, what: str) -> Any:
     import json
 
@@ -170,6 +273,8 @@ class _Listener:
     ) -> None:
         self.secrets = secrets
         self.forward = forward
+        #: The --forward URL as printed: its password masked.
+        self.shown = display_url(forward) if forward is not None else ""
         self.tolerance = tolerance
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -194,8 +299,8 @@ class _Listener:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            return (502, b"forwarding failed"), f"forwarding to {self.forward} failed: {exc}"
-        note = f"forwarded to {self.forward}: {response.status_code} {response.reason}"
+            return (502, b"forwarding failed"), f"forwarding to {self.shown} failed: {exc}"
+        note = f"forwarded to {self.shown}: {response.status_code} {response.reason}"
         return (response.status_code, response.content[:65536]), note
 
     def __call__(self, request: ReceivedWebhook) -> Reply:
@@ -288,8 +393,8 @@ def listen(
             standard_webhooks_key(secret)
     except ImproperlyConfigured as exc:
         raise click.BadParameter(str(exc), param_hint="--secret") from None
-    if forward is not None and not forward.startswith(("http://", "https://")):
-        raise click.BadParameter("must be an http:// or https:// URL", param_hint="--forward")
+    if forward is not None:
+        _check_forward(forward)
 
     listener = _Listener(secrets, forward, tolerance, timeout)
     try:
@@ -305,7 +410,8 @@ def listen(
         else:
             click.echo("Signatures are not verified (no --secret).")
         if forward is not None:
-            click.echo(f"Forwarding {'verified ' if secrets else ''}webhooks to {forward}")
+            shown = display_url(forward)
+            click.echo(f"Forwarding {'verified ' if secrets else ''}webhooks to {shown}")
         click.echo("Press Ctrl+C to stop.\n")
         try:
             if count is None:
@@ -393,7 +499,7 @@ def send(
     if data_text is not None and data_file is not None:
         raise click.UsageError("give --data or --data-file, not both")
     if data_file is not None:
-        data = _read_json(data_file.read(), "--data-file")
+        data = _read_json(read_text(data_file, "--data-file"), "--data-file")
     elif data_text is not None:
         data = _read_json(data_text, "--data")
     else:
@@ -436,8 +542,8 @@ def send(
         click.echo(f"Signed with a new secret: {secret}")
     if delivery.ok:
         click.echo(
-            f"{event} -> {url}: {delivery.status_code} in {delivery.duration * 1000:.0f} ms "
-            f"(delivery {delivery.id})"
+            f"{event} -> {display_url(url)}: {delivery.status_code} in "
+            f"{delivery.duration * 1000:.0f} ms (delivery {delivery.id})"
         )
         if delivery.response_body:
             click.echo(f"response: {_excerpt(delivery.response_body)}")
@@ -535,7 +641,7 @@ def verify(
     from .exceptions import ImproperlyConfigured, InvalidSignature
     from .signing import verify_hook_hmac, verify_standard_webhook
 
-    headers = _parse_headers(headers_file.read())
+    headers = _parse_headers(read_text(headers_file, "--headers"))
     body: bytes = body_file.read()
     if "hook-hmac" not in headers and "webhook-signature" not in headers:
         raise click.ClickException(

@@ -1,4 +1,9 @@
-"""``flask thorn``: manage stored subscribers, ping, redeliver, re-enable, prune and relay."""
+"""``flask thorn``: manage stored subscribers, ping, redeliver, re-enable, prune and relay.
+
+Every expected error ends the command with one ``Error:`` line and a non-zero exit: bad
+values at parse time (the core command line's parameter types), the core's refusals, and
+database errors, a missing table named with the call that creates it.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,89 @@ import uuid
 from typing import Any
 
 import click
-from flask.cli import AppGroup
+import sqlalchemy
+from flask.cli import AppGroup, ScriptInfo
+from sqlalchemy.exc import DBAPIError
 
+from thorn_core.cli import EVENT_NAME, ISO_TIME, SUBSCRIBER_ID
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
-from thorn_core.log import parse_since, retention_cutoff
+from thorn_core.exceptions import ThornError
+from thorn_core.log import retention_cutoff
 from thorn_core.outbox import drain
 from thorn_core.ping import PING_EVENT, ping
-from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
-from thorn_core.subscriptions import check_subscription
+from thorn_core.redelivery import redeliver, redeliver_failed
+from thorn_core.subscriptions import SubscriptionInvalid, ensure_subscription
+from thorn_core.validators import display_url
 
 from .extension import ThornState, get_state
-from .models import SubscriberMixin
+from .models import Base, SubscriberMixin
 
 __all__ = ["thorn_cli"]
 
-thorn_cli = AppGroup("thorn", help="Manage Thorn webhook subscribers.")
+
+def _missing_tables(state: ThornState) -> str | None:
+    """Which of this app's Thorn tables do not exist and the calls that create them, or None
+    when they all exist."""
+    models: list[Any] = [state.model]
+    if state.delivery_log is not None:
+        models.append(state.delivery_log.model)
+    if state.outbox is not None:
+        models.append(state.outbox.model)
+    missing: list[str] = []
+    creates: list[str] = []
+    with state.session() as session:
+        for model in filter(None, models):
+            table = model.__table__
+            inspector = sqlalchemy.inspect(session.connection(bind_arguments={"mapper": model}))
+            if inspector.has_table(table.name, schema=table.schema):
+                continue
+            missing.append(table.name)
+            create = (
+                "thorn_flask.Base.metadata.create_all(db.engine)"
+                if table.metadata is Base.metadata
+                else "db.create_all()"
+            )
+            if create not in creates:
+                creates.append(create)
+    if not missing:
+        return None
+    if len(missing) == 1:
+        tables = f"the table {missing[0]} does not exist yet: create it"
+    else:
+        tables = f"the tables {', '.join(missing)} do not exist yet: create them"
+    return f"{tables} with {' and '.join(creates)}, or a migration"
+
+
+def _database_problem(state: ThornState, exc: DBAPIError) -> str:
+    """One line about a database error: the table to create, or the driver's first line."""
+    try:
+        missing = _missing_tables(state)
+    except DBAPIError:
+        missing = None
+    if missing is not None:
+        return missing
+    first = str(exc.orig).strip().splitlines()
+    return f"database error: {first[0] if first else type(exc.orig).__name__}"
+
+
+class _ThornGroup(AppGroup):
+    """The ``flask thorn`` group: the core's refusals and database errors become one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a :class:`ThornError` or a database error is a ClickException."""
+        try:
+            return super().invoke(ctx)
+        except ThornError as exc:
+            raise click.ClickException(str(exc)) from None
+        except DBAPIError as exc:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            with app.app_context():
+                message = _database_problem(get_state(app), exc)
+            raise click.ClickException(message) from None
+
+
+thorn_cli = _ThornGroup("thorn", help="Manage Thorn webhook subscribers.")
 
 
 def _model(state: ThornState) -> type[SubscriberMixin]:
@@ -32,14 +104,42 @@ def _model(state: ThornState) -> type[SubscriberMixin]:
     return state.model
 
 
-def _find(state: ThornState, key: str) -> SubscriberMixin:
+def _owner(state: ThornState, user: str | None) -> Any:
+    """``--user`` converted for the model's ``user_id`` column; when that column is a foreign
+    key, the user must exist.
+
+    Raises:
+        click.BadParameter: the value does not fit the column, or names no user.
+    """
+    if user is None:
+        return None
     model = _model(state)
+    column = model.__table__.c.user_id  # type: ignore[attr-defined]
     try:
-        wanted = uuid.UUID(key)
-    except ValueError:
-        raise click.BadParameter(f"{key!r} is not a subscriber id (a UUID)") from None
+        key = model.owner_value(user)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(f"{user!r} is not a user id: {exc}", param_hint="--user") from None
+    length = getattr(column.type, "length", None)
+    if isinstance(key, str) and length is not None and len(key) > length:
+        raise click.BadParameter(
+            f"a user id has at most {length} characters (this one has {len(key)})",
+            param_hint="--user",
+        )
     with state.session() as session:
-        row = session.scalars(model.ordered().where(model.uuid == wanted)).first()
+        for foreign_key in column.foreign_keys:
+            target = foreign_key.column
+            found = session.execute(sqlalchemy.select(target).where(target == key)).first()
+            if found is None:
+                raise click.BadParameter(
+                    f"no user {user!r} ({target.table.name}.{target.name})", param_hint="--user"
+                )
+    return key
+
+
+def _find(state: ThornState, key: uuid.UUID) -> SubscriberMixin:
+    model = _model(state)
+    with state.session() as session:
+        row = session.scalars(model.ordered().where(model.uuid == key)).first()
         if row is None:
             raise click.ClickException(f"No subscriber {key}")
         session.expunge(row)
@@ -48,30 +148,31 @@ def _find(state: ThornState, key: str) -> SubscriberMixin:
 
 
 @thorn_cli.command("list")
-@click.option("--event", "event", default=None, help="Only subscribers receiving this event.")
-@click.option("--user", "user", default=None, help="Only this user's subscribers.")
+@click.option("--event", type=EVENT_NAME, help="Only subscribers receiving this event.")
+@click.option("--user", help="Only this user's subscribers (the owner's id).")
 def list_command(event: str | None, user: str | None) -> None:
-    """List stored subscribers: id, event pattern, URL, owner and state."""
+    """List stored subscribers: id, event pattern, URL (password masked), owner and state."""
     state = get_state()
     model = _model(state)
+    owner = _owner(state, user)
     with state.session() as session:
         query: Any
         if event is not None:
-            query = model.matching(event, user)
-        elif user is not None:
-            query = model.owned_by(user)
+            query = model.matching(event, owner)
+        elif owner is not None:
+            query = model.owned_by(owner)
         else:
             query = model.ordered()
         for row in session.scalars(query):
-            owner = f" user={row.user_id}" if row.user_id is not None else ""
+            shown = f" user={row.user_id}" if row.user_id is not None else ""
             status = "" if row.active else " (inactive)"
-            click.echo(f"{row.uuid}  {row.event}  {row.url}{owner}{status}")
+            click.echo(f"{row.uuid}  {row.event}  {display_url(row.url)}{shown}{status}")
 
 
 @thorn_cli.command("add")
 @click.argument("url")
-@click.option("--event", "event", required=True, help="The event pattern (user.*, *, ...).")
-@click.option("--user", "user", default=None, help="The owner's id.")
+@click.option("--event", required=True, help="The event pattern (user.*, *, ...).")
+@click.option("--user", help="The owner's id: the subscription receives only their events.")
 @click.option("--content-type", default=JSON_CONTENT_TYPE, show_default=True)
 @click.option("--digest", "hmac_digest", default="sha256", show_default=True)
 def add_command(
@@ -81,21 +182,21 @@ def add_command(
     state = get_state()
     model = _model(state)
     values = {"event": event, "url": url, "content_type": content_type, "hmac_digest": hmac_digest}
-    errors = check_subscription(state.core, values)
-    if errors:
-        lines = [f"{field}: {message}" for field, msgs in errors.items() for message in msgs]
-        raise click.ClickException("\n".join(lines))
-    row = model(user_id=model.owner_value(user), **values)  # type: ignore[call-arg]
+    try:
+        ensure_subscription(state.core, values)
+    except SubscriptionInvalid as exc:
+        raise click.ClickException(str(exc)) from None
+    row = model(user_id=_owner(state, user), **values)  # type: ignore[call-arg]
     with state.session() as session, session.begin():
         session.add(row)
         session.flush()
-        click.echo(f"Added subscriber {row.uuid}: {row.event} -> {row.url}")
+        click.echo(f"Added subscriber {row.uuid}: {row.event} -> {display_url(row.url)}")
         click.echo(f"Secret (shown once): {row.hmac_secret}")
 
 
 @thorn_cli.command("remove")
-@click.argument("subscriber_id")
-def remove_command(subscriber_id: str) -> None:
+@click.argument("subscriber_id", type=SUBSCRIBER_ID)
+def remove_command(subscriber_id: uuid.UUID) -> None:
     """Delete the subscriber with this id."""
     state = get_state()
     row = _find(state, subscriber_id)
@@ -105,27 +206,18 @@ def remove_command(subscriber_id: str) -> None:
 
 
 @thorn_cli.command("ping")
-@click.argument("subscriber_id")
-@click.option("--event", "event", default=PING_EVENT, show_default=True)
-def ping_command(subscriber_id: str, event: str) -> None:
+@click.argument("subscriber_id", type=SUBSCRIBER_ID)
+@click.option("--event", type=EVENT_NAME, default=PING_EVENT, show_default=True)
+def ping_command(subscriber_id: uuid.UUID, event: str) -> None:
     """Send a test event to one subscriber now and print the outcome."""
     state = get_state()
     row = _find(state, subscriber_id)
     delivery = ping(state.core, row.to_subscriber(), event=event)
+    shown = display_url(row.url)
     if not delivery.ok:
         reason = delivery.error or f"HTTP {delivery.status_code}"
-        raise click.ClickException(f"{event} to {row.url} failed: {reason}")
-    click.echo(f"Delivered {event} to {row.url}: HTTP {delivery.status_code} ({delivery.id})")
-
-
-def _when(value: str | None) -> datetime.datetime | None:
-    """An ISO 8601 date or time as an aware datetime (naive ones are UTC)."""
-    if value is None:
-        return None
-    try:
-        return parse_since(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.ClickException(f"{event} to {shown} failed: {reason}")
+    click.echo(f"Delivered {event} to {shown}: HTTP {delivery.status_code} ({delivery.id})")
 
 
 def _outcome(delivery: Delivery) -> str:
@@ -135,13 +227,18 @@ def _outcome(delivery: Delivery) -> str:
 
 
 @thorn_cli.command("redeliver")
-@click.option("--delivery", "delivery_id", default=None, help="Send this one delivery again.")
+@click.option("--delivery", "delivery_id", help="Send this one delivery again.")
 @click.option(
-    "--subscriber", "subscriber_id", default=None, help="Send this subscriber's failed deliveries."
+    "--subscriber",
+    "subscriber_id",
+    type=SUBSCRIBER_ID,
+    help="Send this subscriber's failed deliveries.",
 )
-@click.option("--since", default=None, help="With --subscriber: only those attempted since (ISO).")
+@click.option(
+    "--since", type=ISO_TIME, help="With --subscriber: only those attempted since (ISO 8601)."
+)
 def redeliver_command(
-    delivery_id: str | None, subscriber_id: str | None, since: str | None
+    delivery_id: str | None, subscriber_id: uuid.UUID | None, since: datetime.datetime | None
 ) -> None:
     """Send failed deliveries again from the delivery log, under their ids."""
     if (delivery_id is None) == (subscriber_id is None):
@@ -149,21 +246,17 @@ def redeliver_command(
     if since is not None and subscriber_id is None:
         raise click.UsageError("--since goes with --subscriber")
     core = get_state().core
-    try:
-        if delivery_id is not None:
-            delivery = redeliver(core, delivery_id)
-            click.echo(f"{delivery.id} attempt {delivery.attempts}: {_outcome(delivery)}")
-            if not delivery.ok:
-                raise click.exceptions.Exit(1)
-            return
+    if delivery_id is not None:
+        delivery = redeliver(core, delivery_id)
+        click.echo(f"{delivery.id} attempt {delivery.attempts}: {_outcome(delivery)}")
+        if not delivery.ok:
+            raise click.exceptions.Exit(1)
+        return
 
-        def progress(done: int, total: int, delivery: Delivery) -> None:
-            click.echo(f"[{done}/{total}] {delivery.id} {delivery.event}: {_outcome(delivery)}")
+    def progress(done: int, total: int, delivery: Delivery) -> None:
+        click.echo(f"[{done}/{total}] {delivery.id} {delivery.event}: {_outcome(delivery)}")
 
-        assert subscriber_id is not None
-        deliveries = redeliver_failed(core, subscriber_id, _when(since), progress=progress)
-    except RedeliveryError as exc:
-        raise click.ClickException(str(exc)) from None
+    deliveries = redeliver_failed(core, str(subscriber_id), since, progress=progress)
     failed = sum(not d.ok for d in deliveries)
     click.echo(f"Redelivered {len(deliveries)} deliveries, {failed} failed again")
     if failed:
@@ -171,8 +264,8 @@ def redeliver_command(
 
 
 @thorn_cli.command("enable")
-@click.argument("subscriber_id")
-def enable_command(subscriber_id: str) -> None:
+@click.argument("subscriber_id", type=SUBSCRIBER_ID)
+def enable_command(subscriber_id: uuid.UUID) -> None:
     """Re-enable a deactivated subscriber and forget its failures."""
     state = get_state()
     row = _find(state, subscriber_id)
@@ -183,14 +276,14 @@ def enable_command(subscriber_id: str) -> None:
 @thorn_cli.command("prune")
 @click.option(
     "--before",
-    default=None,
-    help="Remove what is older than this (ISO); default: THORN_DELIVERY_LOG_RETENTION ago.",
+    type=ISO_TIME,
+    help="Remove what is older than this (ISO 8601); default: THORN_DELIVERY_LOG_RETENTION ago.",
 )
-def prune_command(before: str | None) -> None:
+def prune_command(before: datetime.datetime | None) -> None:
     """Remove old delivery attempts (never the latest of a failed delivery) and relayed
     outbox events."""
     state = get_state()
-    cutoff = _when(before) or retention_cutoff(state.core.settings.delivery_log_retention)
+    cutoff = before or retention_cutoff(state.core.settings.delivery_log_retention)
     removed = state.core.delivery_log.prune(cutoff)
     click.echo(f"Removed {removed} delivery attempts from before {cutoff.isoformat()}")
     if state.outbox is not None:
@@ -200,8 +293,20 @@ def prune_command(before: str | None) -> None:
 
 @thorn_cli.command("relay")
 @click.option("--loop", is_flag=True, help="Keep relaying until interrupted.")
-@click.option("--interval", default=1.0, show_default=True, help="Seconds between rounds.")
-@click.option("--limit", default=100, show_default=True, help="Events claimed per batch.")
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between rounds.",
+)
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Events claimed per batch.",
+)
 def relay_command(loop: bool, interval: float, limit: int) -> None:
     """Dispatch the events stored in the outbox (THORN_OUTBOX), then mark them done."""
     core = get_state().core
