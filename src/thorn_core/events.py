@@ -13,6 +13,7 @@ from .message import EventMessage
 from .patterns import validate_event_name
 from .results import Callbacks, SendResult
 from .subscribers import Subscriber, sender_key, subscribers_from
+from .v1 import event_options, merge_request_data
 from .validators import load_validators
 
 __all__ = ["Event"]
@@ -108,9 +109,12 @@ class Event:
         recipient_validators: replace ``THORN_RECIPIENT_VALIDATORS`` for this event.
         subscribers: URLs, dicts or :class:`Subscriber` objects that always receive this event.
         headers: extra HTTP headers on every delivery of this event.
+        **v1_options: Thorn 1.x's ``request_data`` and ``allow_keepalive``, deprecated (see
+            :func:`thorn_core.v1.event_options`).
 
     Raises:
         InvalidEventName: for a malformed name.
+        LegacyOptionError: for ``dispatcher=`` or another option Thorn 2 does not take.
     """
 
     def __init__(
@@ -125,8 +129,14 @@ class Event:
         recipient_validators: Iterable[Any] | None = None,
         subscribers: Any = None,
         headers: Mapping[str, str] | None = None,
+        **v1_options: Any,
     ) -> None:
         self.name = validate_event_name(name)
+        request_data, v1_headers = (
+            event_options(v1_options, self.name) if v1_options else (None, {})
+        )
+        #: Thorn 1.x's ``request_data``: merged into the body of every send (deprecated).
+        self.request_data = request_data
         self._app = app
         self.timeout = _option(timeout, "timeout", kind="positive")
         self.retry = _option(retry, "retry", kind="flag")
@@ -137,6 +147,8 @@ class Event:
         )
         self.subscribers = _subscribers(subscribers, self.name)
         self.headers = _headers(headers, "Event headers")
+        if v1_headers:
+            self.headers = _merge_headers(v1_headers, self.headers)
 
     @property
     def app(self) -> Thorn:
@@ -169,6 +181,8 @@ class Event:
                 message_headers = _merge_headers(message_headers, send_headers)
         if timeout is not None:
             timeout = _option(timeout, "timeout", kind="positive")
+        if self.request_data is not None:
+            data = merge_request_data(self.name, self.request_data, data)
         return EventMessage(
             event=self.name if name is None or name == self.name else validate_event_name(name),
             data=data,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import string
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -526,10 +527,90 @@ class ModelWebhooks:
         return headers
 
     def __getitem__(self, key: str) -> ModelEvent:
-        return self.events[key]
+        try:
+            return self.events[key]
+        except KeyError:
+            raise KeyError(self._unknown(key)) from None
+
+    def __setitem__(self, key: str, event: ModelEvent) -> None:
+        """Thorn 1.x's ``Model.webhooks[name] = event`` (deprecated): connect ``event`` to the
+        model, replacing (and disconnecting) the event of that name.
+
+        Raises:
+            InvalidModelEvent: ``event`` is not a ModelEvent, or ``key`` is not an ``on_*``
+                name (or declares no dispatch, see :func:`webhook_model`).
+        """
+        warnings.warn(
+            f"{self.model.__qualname__}.webhooks[{key!r}] = ... is deprecated: declare "
+            f"{key} = ModelEvent(...) in the model's class webhooks: (or "
+            f"@webhook_model({key}=...))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if not isinstance(key, str) or not key.startswith("on_"):
+            raise InvalidModelEvent(
+                f"{self.model.__qualname__}.webhooks[{key!r}]: event names start with 'on_'"
+            )
+        event = _declared_event(self.model, key, event)
+        binding = next((e.binding_for(self.model) for e in self.events.values()), None)
+        old = self.events.pop(key, None)
+        if old is not None and old is not event:
+            old.disconnect_model(self.model)
+        event.use_defaults(sender_field=self.sender_field, reverse=self.reverse)
+        event.connect_model(self.model, binding)
+        self.events[key] = event
+
+    def __delitem__(self, key: str) -> None:
+        """Thorn 1.x's ``del Model.webhooks[name]`` (deprecated): disconnect that event.
+
+        Raises:
+            KeyError: the model has no event of that name (the message lists those it has).
+        """
+        warnings.warn(
+            f"del {self.model.__qualname__}.webhooks[{key!r}] is deprecated: remove {key} from "
+            "the model's class webhooks:, or call Model.webhooks.events[name].disconnect_model("
+            "Model) for a while",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        event = self.events.pop(key, None)
+        if event is None:
+            raise KeyError(self._unknown(key))
+        event.disconnect_model(self.model)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.events
+
+    def _unknown(self, key: object) -> str:
+        return (
+            f"{self.model.__qualname__}.webhooks has no event {key!r}; it has "
+            f"{', '.join(self.events) or 'none'}"
+        )
 
     def __repr__(self) -> str:
         return f"<webhooks of {self.model.__qualname__}: {', '.join(self.events)}>"
+
+
+def _declared_event(model: type, attribute: str, event: object) -> ModelEvent:
+    """``event`` declared as ``model.webhooks.<attribute>``, with its default dispatch.
+
+    Raises:
+        InvalidModelEvent: not a ModelEvent, or no dispatch declared nor implied by the name.
+    """
+    if not isinstance(event, ModelEvent):
+        raise InvalidModelEvent(
+            f"{model.__qualname__}.webhooks.{attribute} must be a ModelEvent, got {event!r}"
+        )
+    if not event.triggers:
+        default = _DEFAULT_TRIGGERS.get(attribute)
+        if default is None:
+            raise InvalidModelEvent(
+                f"{model.__qualname__}.webhooks.{attribute} declares no dispatch: add "
+                ".dispatches_on_change() (or _create, _delete, _m2m_add(field)...); only "
+                "on_create, on_change and on_delete have one by default"
+            )
+        event._dispatches_on(default)
+    return event
 
 
 def _augment(
@@ -561,20 +642,7 @@ def _augment(
     for attribute, event in declared.items():
         if event is None:
             continue
-        if not isinstance(event, ModelEvent):
-            raise InvalidModelEvent(
-                f"{model.__qualname__}.webhooks.{attribute} must be a ModelEvent, got {event!r}"
-            )
-        if not event.triggers:
-            default = _DEFAULT_TRIGGERS.get(attribute)
-            if default is None:
-                raise InvalidModelEvent(
-                    f"{model.__qualname__}.webhooks.{attribute} declares no dispatch: add "
-                    ".dispatches_on_change() (or _create, _delete, _m2m_add(field)...); only "
-                    "on_create, on_change and on_delete have one by default"
-                )
-            event._dispatches_on(default)
-        found[attribute] = event
+        found[attribute] = _declared_event(model, attribute, event)
     webhooks = webhooks_class(model, found)
     if sender_field is not None:
         webhooks.sender_field = _check_sender_field(sender_field)

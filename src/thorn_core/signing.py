@@ -23,6 +23,7 @@ __all__ = [
     "is_valid_hook_hmac",
     "is_valid_standard_webhook",
     "load_signer",
+    "normalize_digest",
     "standard_webhooks_headers",
     "standard_webhooks_key",
     "standard_webhooks_signature",
@@ -62,12 +63,25 @@ def _hook_hmac_key(secret: str | bytes) -> bytes:
     return secret if isinstance(secret, bytes) else secret.encode("utf-8")
 
 
+def normalize_digest(value: object) -> str | None:
+    """The name of :data:`DIGESTS` that ``value`` spells in any case (``'SHA512'`` ->
+    ``'sha512'``, as Thorn 1.x stored them), or None when it names no supported digest.
+
+    The one place digest names are read: subscribers, signing and verification use it.
+    """
+    if not isinstance(value, str):
+        return None
+    name = value.lower()
+    return name if name in DIGESTS else None
+
+
 def _check_digest(digest_method: str) -> str:
-    if digest_method not in DIGESTS:
+    name = normalize_digest(digest_method)
+    if name is None:
         raise ImproperlyConfigured(
             f"unknown HMAC digest {digest_method!r}; use one of {', '.join(sorted(DIGESTS))}"
         )
-    return digest_method
+    return name
 
 
 def _hook_hmac_digest(digest_method: str, secret: str | bytes, message: bytes) -> bytes:

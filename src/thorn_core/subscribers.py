@@ -11,7 +11,7 @@ import attrs
 from .codecs import JSON_CONTENT_TYPE
 from .exceptions import ImproperlyConfigured, InvalidSubscriber
 from .patterns import candidate_patterns, validate_pattern
-from .signing import DIGESTS, generate_secret, standard_webhooks_key
+from .signing import DIGESTS, generate_secret, normalize_digest, standard_webhooks_key
 from .validators import display_url, parse_target
 
 __all__ = [
@@ -51,11 +51,18 @@ def _check_pattern(_: object, __: attrs.Attribute[Any], value: object) -> None:
 
 
 def digest_problem(value: object) -> str | None:
-    """Why ``value`` is not an HMAC digest Thorn signs with, or None when it is one (shared by
-    :class:`Subscriber` and :func:`~thorn_core.subscriptions.check_subscription`)."""
-    if value not in DIGESTS:
+    """Why ``value`` is not an HMAC digest Thorn signs with (in any case), or None when it is
+    one (shared by :class:`Subscriber` and
+    :func:`~thorn_core.subscriptions.check_subscription`)."""
+    if normalize_digest(value) is None:
         return f"{value!r} is not supported; choose one of {', '.join(sorted(DIGESTS))}"
     return None
+
+
+def _digest_name(value: object) -> object:
+    """A digest name in Thorn's spelling (``'SHA512'`` -> ``'sha512'``); anything else as
+    given, for the validator to name."""
+    return normalize_digest(value) or value
 
 
 def secret_problem(value: object) -> str | None:
@@ -110,7 +117,9 @@ class Subscriber:
     uuid: uuid.UUID = attrs.field(factory=uuid.uuid4, converter=_to_uuid)
     user: Any = None
     hmac_secret: str = attrs.field(factory=generate_secret, validator=_check_secret, repr=False)
-    hmac_digest: str = attrs.field(default="sha256", validator=_check_digest)
+    hmac_digest: str = attrs.field(
+        default="sha256", converter=_digest_name, validator=_check_digest
+    )
     content_type: str = attrs.field(default=JSON_CONTENT_TYPE, validator=_check_content_type)
     active: bool = attrs.field(default=True, validator=_check_active)
 
@@ -231,16 +240,33 @@ def subscribers_from(value: object, event: str) -> list[Subscriber]:
     if isinstance(value, Iterable):
         result: list[Subscriber] = []
         for item in value:
-            if isinstance(item, (list, tuple)) or callable(item):
+            if _is_function(item):
+                raise InvalidSubscriber(
+                    f"Subscribers for {event!r}: a callable ({item!r}) is accepted only in "
+                    "THORN_SUBSCRIBERS, next to URLs or alone; elsewhere call it and pass what "
+                    "it returns"
+                )
+            if isinstance(item, (list, tuple)):
                 raise InvalidSubscriber(
                     f"Subscribers for {event!r}: nested {type(item).__name__} is not allowed"
                 )
             result.extend(subscribers_from(item, event))
         return result
+    hint = (
+        "; for a stored row pass row.as_subscriber()"
+        if callable(getattr(value, "as_subscriber", None))
+        else ""
+    )
     raise InvalidSubscriber(
         f"Subscribers for {event!r} must be a URL, a dict, a Subscriber or a list of them, "
-        f"got {type(value).__name__}"
+        f"got {type(value).__name__}{hint}"
     )
+
+
+def _is_function(value: object) -> bool:
+    """Whether a ``THORN_SUBSCRIBERS`` value is a callable returning subscribers (a class,
+    such as :class:`Subscriber` itself, is not one)."""
+    return callable(value) and not isinstance(value, type)
 
 
 SubscriberCallable = Callable[..., Any]
@@ -252,8 +278,9 @@ _ROUTES_KEPT = 4096
 class StaticSubscribers:
     """The subscribers of ``THORN_SUBSCRIBERS`` (or any pattern mapping), indexed by pattern.
 
-    Values are URLs, dicts, lists of them, or callables ``(event, sender=None, **context)``
-    returning more; callables are called on every send of a matching event.
+    Values are URLs, dicts, callables ``(event, sender=None, **context)`` returning more, or
+    lists mixing them (as Thorn 1.x took); callables are called on every send of a matching
+    event.
     """
 
     _fixed: dict[str, tuple[Subscriber, ...]] = attrs.field(factory=dict, alias="_fixed")
@@ -278,8 +305,13 @@ class StaticSubscribers:
         for pattern, value in (mapping or {}).items():
             try:
                 validate_pattern(pattern)
-                if callable(value) and not isinstance(value, type):
+                if _is_function(value):
                     callables[pattern] = (value,)
+                elif isinstance(value, (list, tuple)) and any(map(_is_function, value)):
+                    callables[pattern] = tuple(filter(_is_function, value))
+                    others = [item for item in value if not _is_function(item)]
+                    if others:
+                        fixed[pattern] = tuple(subscribers_from(others, pattern))
                 else:
                     fixed[pattern] = tuple(subscribers_from(value, pattern))
             except ValueError as exc:
