@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .results import SendResult
     from .transport import Transport
 
-__all__ = ["Thorn", "add_app_lookup", "current_app", "remove_app_lookup"]
+__all__ = ["Thorn", "add_app_lookup", "configured_app", "current_app", "remove_app_lookup"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ def _load_log(value: Any) -> DeliveryLog:
 
 _current_lock = threading.RLock()
 _current: Thorn | None = None
+#: The app :func:`current_app` built because none was configured (:func:`configured_app`
+#: refuses it).
+_implicit: Thorn | None = None
 #: Callables asked first by :func:`current_app` (see :func:`add_app_lookup`).
 _lookups: tuple[Callable[[], Thorn | None], ...] = ()
 
@@ -90,9 +93,11 @@ def remove_app_lookup(lookup: Callable[[], Thorn | None]) -> None:
 def current_app() -> Thorn:
     """The current app: a lookup's answer, else the newest one built with ``set_as_current=True``.
 
-    Without either, a default app is built.
+    Without either, a default app (every setting at its default) is built: convenient in a
+    script. Code that must not run with settings nobody chose (a Celery worker's tasks) uses
+    :func:`configured_app` instead.
     """
-    global _current
+    global _implicit
     for lookup in _lookups:
         found = lookup()
         if found is not None:
@@ -101,9 +106,37 @@ def current_app() -> Thorn:
     if app is None:
         with _current_lock:
             if _current is None:
-                Thorn()
+                _implicit = Thorn()
             app = _current
     assert app is not None
+    return app
+
+
+def configured_app(what: str = "this code") -> Thorn:
+    """The current app, when one was configured: a lookup's answer (the Flask app of the
+    active application context) or an app built with ``set_as_current=True``.
+
+    Never builds a default app, and refuses the one :func:`current_app` built implicitly:
+    a worker task running with it would deliver with settings nobody chose, or report
+    success and deliver nothing.
+
+    Raises:
+        ImproperlyConfigured: no app was configured, naming ``what`` and the fixes.
+    """
+    for lookup in _lookups:
+        found = lookup()
+        if found is not None:
+            return found
+    app = _current
+    if app is None or app is _implicit:
+        raise ImproperlyConfigured(
+            f"{what} needs a configured Thorn app, and this process has none: build "
+            "Thorn({...THORN_* settings...}) at start-up (it becomes the current app; "
+            "set_as_current=True), in the module that creates your Celery app "
+            "(THORN_CELERY_APP names that app); with Flask, run the task inside "
+            "app.app_context() (a Celery Task subclass that pushes it); with Django, add "
+            "'thorn_django' to INSTALLED_APPS and let Celery's Django fix-up run django.setup()"
+        )
     return app
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "plan_deliveries",
     "resolve_subscribers",
     "signed_request",
+    "signing_failure",
     "unsent_delivery",
 ]
 
@@ -154,12 +155,7 @@ def plan_deliveries(
                 hook_hmac=signature,
             )
         except Exception as exc:
-            # One subscriber's unusable secret (or a failing custom signer) is its own failure.
-            failed.append(
-                unsent_delivery(
-                    message, subscriber, delivery_id, f"cannot sign the delivery: {exc}", exc
-                )
-            )
+            failed.append(signing_failure(message, subscriber, delivery_id, exc))
             continue
         requests.append(request)
     return Plan(tuple(requests), tuple(failed), timestamp)
@@ -207,6 +203,17 @@ def unsent_delivery(
         attempts=0,
         error=error,
         exception=exception,
+    )
+
+
+def signing_failure(
+    message: EventMessage, subscriber: Subscriber, delivery_id: str, exc: Exception
+) -> Delivery:
+    """The failed delivery of a subscriber that could not be signed for (an unusable
+    secret, a custom ``THORN_HMAC_SIGNER`` that raises): its own failure, never the
+    other subscribers'."""
+    return unsent_delivery(
+        message, subscriber, delivery_id, f"cannot sign the delivery: {exc}", exc
     )
 
 

@@ -7,18 +7,22 @@ relay runs as a Celery task, a command, or the :class:`OutboxRelay` background t
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import attrs
+
+from .log import retention_cutoff
 from .message import EventMessage
 from .results import SendResult
 
 if TYPE_CHECKING:
     from .app import Thorn
 
-__all__ = ["Outbox", "OutboxRelay", "drain", "relay"]
+__all__ = ["Outbox", "OutboxRelay", "PrunableOutbox", "Pruned", "drain", "prune", "relay"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,40 @@ class Outbox(Protocol):
     def done(self, ids: Sequence[Any]) -> None:
         """Mark events dispatched."""
         ...
+
+
+@runtime_checkable
+class PrunableOutbox(Protocol):
+    """An outbox that can remove the events it dispatched long ago (the adapters' can)."""
+
+    def prune(self, before: datetime.datetime) -> int:
+        """Remove events dispatched before ``before``; return how many."""
+        ...
+
+
+@attrs.frozen
+class Pruned:
+    """What :func:`prune` removed."""
+
+    #: Delivery attempts removed from the delivery log.
+    attempts: int
+    #: Dispatched events removed from the outbox.
+    outbox_events: int
+
+
+def prune(app: Thorn, before: datetime.datetime | None = None) -> Pruned:
+    """Remove what is older than ``before`` (``THORN_DELIVERY_LOG_RETENTION`` ago by
+    default): delivery attempts, except the latest of every delivery that has not
+    succeeded, and the outbox's dispatched events (never one still waiting).
+
+    The maintenance commands and the ``thorn.prune_delivery_log`` Celery task call this.
+    """
+    if before is None:
+        before = retention_cutoff(app.settings.delivery_log_retention)
+    attempts = app.delivery_log.prune(before)
+    outbox = app.outbox
+    events = outbox.prune(before) if isinstance(outbox, PrunableOutbox) else 0
+    return Pruned(attempts, events)
 
 
 def relay(app: Thorn, outbox: Outbox | None = None, *, limit: int = 100) -> int:

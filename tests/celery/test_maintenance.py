@@ -1,4 +1,5 @@
-"""The maintenance tasks for Celery beat: relaying the outbox and pruning the delivery log."""
+"""The maintenance tasks for Celery beat: relaying the outbox, pruning the delivery log and the
+outbox."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.signals import task_postrun
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
 
 from thorn_core import Thorn
 from thorn_core.dispatchers.celery import PRUNE_TASK, RELAY_TASK
 from thorn_core.log import AttemptRecord, MemoryDeliveryLog, utcnow
 from thorn_core.receiver import WebhookReceiver
+from thorn_flask.models import OutboxEvent
+from thorn_flask.outbox import SQLAlchemyOutbox
 
 from ..core._sqlite_outbox import SQLiteOutbox
 from ._celery_support import WAIT, wait_until
@@ -83,7 +88,8 @@ class TestRelayTask:
 
 
 class TestPruneTask:
-    """thorn.prune_delivery_log applies THORN_DELIVERY_LOG_RETENTION and returns the count."""
+    """thorn.prune_delivery_log applies THORN_DELIVERY_LOG_RETENTION to the delivery log and
+    the outbox, and returns the counts."""
 
     def test_prunes_old_attempts(
         self,
@@ -102,7 +108,42 @@ class TestPruneTask:
         with run_worker():
             celery_app.send_task(PRUNE_TASK, queue=queue)
             wait_until(lambda: PRUNE_TASK in returned, what="the prune task")
-        assert returned[PRUNE_TASK] == [1]
+        assert returned[PRUNE_TASK] == [{"attempts": 1, "outbox_events": 0}]
         assert log.latest("old-ok") is None
         assert log.latest("old-failed") is not None
         assert log.latest("recent") is not None
+
+    def test_prunes_dispatched_outbox_events(
+        self,
+        make_thorn: Callable[..., Thorn],
+        run_worker: Callable[..., Any],
+        celery_app: Celery,
+        queue: str,
+        returned: dict[str, list[Any]],
+        tmp_path: Path,
+    ) -> None:
+        """Outbox events dispatched before the retention go; recent and waiting ones stay."""
+        engine = create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+        OutboxEvent.metadata.create_all(engine, tables=[OutboxEvent.__table__])
+        sessions = sessionmaker(engine)
+        app = make_thorn({"THORN_DELIVERY_LOG_RETENTION": 3600})
+        app.outbox = SQLAlchemyOutbox(OutboxEvent, sessions, lambda: None)
+        now = utcnow()
+        ages = {"old-done": 7200, "recent-done": 60, "old-waiting": None}
+        with sessions.begin() as session:
+            for name, age in ages.items():
+                message = app.event(name.replace("-", ".")).prepare({})
+                session.add(
+                    OutboxEvent(
+                        message=message.to_dict(),
+                        created_at=now - datetime.timedelta(seconds=7200),
+                        done_at=None if age is None else now - datetime.timedelta(seconds=age),
+                    )
+                )
+        with run_worker():
+            celery_app.send_task(PRUNE_TASK, queue=queue)
+            wait_until(lambda: PRUNE_TASK in returned, what="the prune task")
+        assert returned[PRUNE_TASK] == [{"attempts": 0, "outbox_events": 1}]
+        with sessions() as session:
+            left = session.scalars(select(OutboxEvent.message)).all()
+        assert sorted(m["event"] for m in left) == ["old.waiting", "recent.done"]
