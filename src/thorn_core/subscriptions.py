@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .exceptions import InvalidPattern, InvalidURL, RecipientRefused, ThornError
 from .log import parse_since
@@ -36,6 +36,7 @@ __all__ = [
     "SubscriptionInvalid",
     "body_limit",
     "body_too_large",
+    "check_object",
     "check_subscription",
     "ensure_subscription",
     "read_since",
@@ -81,7 +82,7 @@ _NOT_A_BOOLEAN = "Must be a valid boolean."
 _TOO_LONG = "Ensure this field has no more than {limit} characters."
 _TOO_SHORT = "Ensure this field has at least {limit} characters."
 _NOT_AN_OBJECT = "Invalid data. Expected a dictionary, but got {kind}."
-_SECRET_CHARSET = "Use printable ASCII characters only, without spaces."
+_SECRET_CHARSET = "Use printable ASCII characters only, without spaces."  # noqa: S105  # a message
 
 _SECRET_CHARS = re.compile(r"[\x21-\x7e]+")
 _JSON_KINDS = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
@@ -126,6 +127,14 @@ def _secret_problem(secret: str) -> str | None:
     return secret_problem(secret)
 
 
+def check_object(data: object) -> dict[str, list[str]]:
+    """A message under :data:`NON_FIELD_ERRORS` when a request body ``data`` is not a JSON
+    object (a mapping); else nothing."""
+    if isinstance(data, Mapping):
+        return {}
+    return {NON_FIELD_ERRORS: [_NOT_AN_OBJECT.format(kind=_kind(data))]}
+
+
 def check_subscription(
     app: Thorn, data: object, *, required: Iterable[str] = ()
 ) -> dict[str, list[str]]:
@@ -146,7 +155,7 @@ def check_subscription(
     not a mapping, the answer is one message under :data:`NON_FIELD_ERRORS`.
     """
     if not isinstance(data, Mapping):
-        return {NON_FIELD_ERRORS: [_NOT_AN_OBJECT.format(kind=_kind(data))]}
+        return check_object(data)
     errors: dict[str, list[str]] = {field: [_REQUIRED] for field in required if field not in data}
     for field in WRITABLE_FIELDS:
         if field in data:

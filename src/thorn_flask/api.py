@@ -3,15 +3,16 @@ read their delivery attempts, redeliver failed ones and re-enable a deactivated 
 
 from __future__ import annotations
 
-import datetime
+import json
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import flask
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from thorn_core.log import AttemptRecord, parse_since
+from thorn_core.log import AttemptRecord
+from thorn_core.ping import ping
 from thorn_core.redelivery import (
     API_REDELIVERY_LIMIT,
     RedeliveryError,
@@ -20,40 +21,48 @@ from thorn_core.redelivery import (
     redeliver_failed,
     redelivery_summary,
 )
-from thorn_core.subscriptions import check_subscription
+from thorn_core.subscriptions import (
+    REQUIRED_FIELDS,
+    WRITABLE_FIELDS,
+    SubscriptionInvalid,
+    body_limit,
+    body_too_large,
+    check_object,
+    check_subscription,
+    read_since,
+    unmask_url,
+)
+from thorn_core.validators import display_url
 
 from .extension import ThornState, get_state
 from .models import SubscriberMixin
 
 __all__ = ["create_blueprint", "serialize", "serialize_attempt", "serialize_delivery"]
 
-#: The fields a user may write; the rest (id, user, secret, dates) are read-only.
-WRITABLE = ("event", "url", "content_type", "hmac_digest", "active")
-REQUIRED = ("event", "url")
 #: Answers worded as Django REST Framework words them, so both APIs read alike.
-REQUIRED_MESSAGE = "This field is required."
-NOT_A_STRING = "Not a valid string."
-NOT_A_BOOLEAN = "Must be a valid boolean."
 NOT_FOUND = "Not found."
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
-BAD_DATETIME = "Datetime has wrong format. Use ISO 8601."
+UNSUPPORTED_MEDIA_TYPE = 'Unsupported media type "{media_type}" in request.'
+JSON_PARSE_ERROR = "JSON parse error - {problem}"
 
 Answer = tuple[Any, int]
 
 
 def serialize(row: SubscriberMixin, *, with_secret: bool = False) -> dict[str, Any]:
-    """The JSON of a subscription; the secret only when asked (at creation)."""
+    """The JSON of a subscription, its URL's password masked; the secret only when asked
+    (in the answer to the request that set it)."""
     data: dict[str, Any] = {
+        "uuid": str(row.uuid),
         "id": str(row.uuid),
+        "subscription": flask.url_for(".detail", id=str(row.uuid), _external=True),
         "event": row.event,
-        "url": row.url,
+        "url": display_url(row.url),
         "content_type": row.content_type,
         "hmac_digest": row.hmac_digest,
         "active": row.active,
         "user": getattr(row, "user_id", None),
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "updated_at": row.updated_at.isoformat() if row.updated_at else None,
-        "subscription": flask.url_for(".detail", id=str(row.uuid), _external=True),
     }
     if with_secret:
         data["hmac_secret"] = row.hmac_secret
@@ -82,35 +91,38 @@ def serialize_attempt(record: AttemptRecord) -> dict[str, Any]:
 serialize_delivery = delivery_summary
 
 
-def _errors(state: ThornState, data: Mapping[str, Any], *, partial: bool) -> dict[str, list[str]]:
-    """Messages by field for submitted ``data``: types first, then the core's checks."""
-    errors: dict[str, list[str]] = {}
-    if not partial:
-        for field in REQUIRED:
-            if field not in data:
-                errors[field] = [REQUIRED_MESSAGE]
-    for field in ("event", "url", "content_type", "hmac_digest"):
-        if field in data and not isinstance(data[field], str):
-            errors[field] = [NOT_A_STRING]
-    if "active" in data and not isinstance(data["active"], bool):
-        errors["active"] = [NOT_A_BOOLEAN]
-    checked = {k: v for k, v in data.items() if k in WRITABLE and k not in errors}
-    for field, messages in check_subscription(state.core, checked).items():
-        errors.setdefault(field, []).extend(messages)
-    return errors
+def _strict_constant(value: str) -> float:
+    raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
 
 
-def _json_body() -> Mapping[str, Any] | Answer:
-    data = flask.request.get_json(silent=True)
-    if not isinstance(data, dict):
-        if data is None:
-            return {"detail": "JSON parse error: send a JSON object."}, 400
-        return {
-            "non_field_errors": [
-                f"Invalid data. Expected a dictionary, but got {type(data).__name__}."
-            ]
-        }, 400
-    return data
+def _json_body() -> Any:
+    """The JSON request body (``{}`` when there is none), parsed as strictly as Django REST
+    Framework parses it; a 415 or 400 answer (a tuple) when it cannot be read."""
+    request = flask.request
+    raw = request.get_data(cache=True)  # over the limit: RequestEntityTooLarge, a JSON 413
+    if not raw:
+        return {}
+    if not request.is_json:
+        return {"detail": UNSUPPORTED_MEDIA_TYPE.format(media_type=request.content_type)}, 415
+    try:
+        return json.loads(raw, parse_constant=_strict_constant)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        return {"detail": JSON_PARSE_ERROR.format(problem=exc)}, 400
+
+
+def _submitted(state: ThornState, *, required: bool, stored: SubscriberMixin | None = None) -> Any:
+    """The checked JSON body of a creation or update, or a 4xx answer (a tuple): the core's
+    :func:`~thorn_core.subscriptions.check_subscription` gives the messages by field. The URL
+    sent back masked stays the ``stored`` one."""
+    data = _json_body()
+    if isinstance(data, tuple):
+        return data
+    if isinstance(data, dict) and stored is not None and "url" in data:
+        data["url"] = unmask_url(data["url"], stored.url)
+    errors = check_subscription(state.core, data, required=REQUIRED_FIELDS if required else ())
+    if errors:
+        return errors, 400
+    return {k: v for k, v in data.items() if k in WRITABLE_FIELDS}
 
 
 def _find(session: Session, state: ThornState, owner: Any, key: str) -> SubscriberMixin | None:
@@ -135,31 +147,25 @@ def _owned_subscription(state: ThornState, key: str) -> SubscriberMixin | None:
         return row
 
 
-def _since(data: Mapping[str, Any]) -> datetime.datetime | Answer | None:
-    """The optional ``since`` of a redelivery request, aware; or a 400 answer."""
-    value = data.get("since")
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, str):
-            raise TypeError(value)
-        return parse_since(value)
-    except (TypeError, ValueError):
-        return {"since": [BAD_DATETIME]}, 400
+def _limit() -> int:
+    """The largest body the blueprint reads: the core's cap, or the app's
+    ``MAX_CONTENT_LENGTH`` when it is smaller."""
+    return body_limit(flask.current_app.config.get("MAX_CONTENT_LENGTH"))
 
 
 def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.Blueprint:
     """A blueprint with the subscription API; register it with a ``url_prefix``.
 
     ``GET /`` lists the user's subscriptions, ``POST /`` creates one (answering its
-    ``hmac_secret``, shown this once), ``GET``/``PUT``/``PATCH``/``DELETE /<id>`` work on
-    one. Invalid input gets 400 with messages by field, an anonymous user 401, and another
-    user's subscription 404.
+    ``hmac_secret``, shown this once, and its URL in ``Location``), ``GET``/``PUT``/
+    ``PATCH``/``DELETE /<id>`` work on one. Invalid input gets 400 with messages by field,
+    a body over the limit 413, an anonymous user 401, and another user's subscription 404;
+    every answer is JSON. URLs are shown with their password masked.
 
     Delivery endpoints, the Django API's paths: ``GET /<id>/deliveries/`` (the
     subscription's logged attempts, newest first), ``POST /<id>/redeliver/`` (its failed
-    deliveries, optionally ``{"since": ISO}``), ``POST /deliveries/<delivery id>/redeliver/``
-    and ``POST /<id>/enable/`` (re-enable).
+    deliveries, optionally ``{"since": ISO}``), ``POST /deliveries/<delivery id>/redeliver/``,
+    ``POST /<id>/enable/`` (re-enable) and ``POST /<id>/ping/`` (a test event, now).
     """
     blueprint = flask.Blueprint(name, import_name)
 
@@ -167,7 +173,15 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     def authenticate() -> Answer | None:
         if get_state().user_id() is None:
             return {"detail": NOT_AUTHENTICATED}, 401
+        limit = _limit()
+        flask.request.max_content_length = limit  # bodies without a Content-Length too
+        if (flask.request.content_length or 0) > limit:
+            return {"detail": body_too_large(limit)}, 413
         return None
+
+    @blueprint.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc: RequestEntityTooLarge) -> Answer:
+        return {"detail": body_too_large(_limit())}, 413
 
     @blueprint.get("/")
     def index() -> Any:
@@ -179,21 +193,17 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     @blueprint.post("/")
     def create() -> Any:
         state = get_state()
-        data = _json_body()
-        if isinstance(data, tuple):
-            return data
-        errors = _errors(state, data, partial=False)
-        if errors:
-            return errors, 400
+        values = _submitted(state, required=True)
+        if isinstance(values, tuple):
+            return values
         assert state.model is not None
-        values = {k: v for k, v in data.items() if k in WRITABLE}
         owner = state.model.owner_value(state.user_id())
         row = state.model(user_id=owner, **values)  # type: ignore[call-arg]
         with state.session() as session, session.begin():
             session.add(row)
             session.flush()
             body = serialize(row, with_secret=True)
-        return body, 201
+        return body, 201, {"Location": body["subscription"]}
 
     @blueprint.get("/<id>")
     def detail(id: str) -> Any:
@@ -207,21 +217,22 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     @blueprint.route("/<id>", methods=["PUT", "PATCH"])
     def update(id: str) -> Any:
         state = get_state()
-        data = _json_body()
-        if isinstance(data, tuple):
-            return data
         with state.session() as session, session.begin():
             row = _find(session, state, state.user_id(), id)
             if row is None:
                 return {"detail": NOT_FOUND}, 404
-            errors = _errors(state, data, partial=flask.request.method == "PATCH")
-            if errors:
-                return errors, 400
-            for field in WRITABLE:
-                if field in data:
-                    setattr(row, field, data[field])
+            values = _submitted(state, required=flask.request.method == "PUT", stored=row)
+            if isinstance(values, tuple):
+                return values
+            was_active = row.active
+            for field, value in values.items():
+                setattr(row, field, value)
             session.flush()
-            body = serialize(row)
+            body = serialize(row, with_secret="hmac_secret" in values)
+            subscriber = row.to_subscriber()
+        if subscriber.active and not was_active:
+            # Switched back on: as /enable/ does, through the core (the streak starts over).
+            state.core.reactivate_subscriber(subscriber)
         return body
 
     @blueprint.delete("/<id>")
@@ -254,15 +265,19 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     @blueprint.post("/<id>/redeliver/")
     def redeliver_subscription(id: str) -> Any:
         state = get_state()
-        data = flask.request.get_json(silent=True) or {}
-        if not isinstance(data, dict):
-            return {"non_field_errors": ["Invalid data. Expected a dictionary."]}, 400
-        since = _since(data)
-        if isinstance(since, tuple):
-            return since
         row = _owned_subscription(state, id)
         if row is None:
             return {"detail": NOT_FOUND}, 404
+        data = _json_body()
+        if isinstance(data, tuple):
+            return data
+        problems = check_object(data)
+        if problems:
+            return problems, 400
+        try:
+            since = read_since(data.get("since"))
+        except SubscriptionInvalid as exc:
+            return exc.errors, 400
         try:
             done = redeliver_failed(state.core, str(row.uuid), since, limit=API_REDELIVERY_LIMIT)
         except RedeliveryError as exc:
@@ -292,5 +307,13 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
             fresh = _find(session, state, state.user_id(), id)
             assert fresh is not None
             return serialize(fresh)
+
+    @blueprint.post("/<id>/ping/")
+    def ping_subscription(id: str) -> Any:
+        state = get_state()
+        row = _owned_subscription(state, id)
+        if row is None:
+            return {"detail": NOT_FOUND}, 404
+        return serialize_delivery(ping(state.core, row.to_subscriber()))
 
     return blueprint

@@ -1,7 +1,7 @@
 """URLs of the subscription API: ``path("hooks/", include("thorn_django.rest_framework.urls"))``.
 
 ``""`` and ``<uuid>/`` (subscriptions), ``<uuid>/deliveries/``, ``<uuid>/redeliver/``,
-``<uuid>/enable/`` and ``deliveries/<delivery id>/redeliver/``.
+``<uuid>/enable/``, ``<uuid>/ping/`` and ``deliveries/<delivery id>/redeliver/``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .views import (
     SubscriberDetail,
     SubscriberEnable,
     SubscriberList,
+    SubscriberPing,
     SubscriberRedeliver,
 )
 
@@ -21,10 +22,11 @@ app_name = "thorn"
 
 urlpatterns = [
     path("", SubscriberList.as_view(), name="subscriber-list"),
-    path("<uuid:uuid>/", SubscriberDetail.as_view(), name="subscriber-detail"),
-    path("<uuid:uuid>/deliveries/", SubscriberDeliveries.as_view(), name="subscriber-deliveries"),
-    path("<uuid:uuid>/redeliver/", SubscriberRedeliver.as_view(), name="subscriber-redeliver"),
-    path("<uuid:uuid>/enable/", SubscriberEnable.as_view(), name="subscriber-enable"),
+    path("<str:uuid>/", SubscriberDetail.as_view(), name="subscriber-detail"),
+    path("<str:uuid>/deliveries/", SubscriberDeliveries.as_view(), name="subscriber-deliveries"),
+    path("<str:uuid>/redeliver/", SubscriberRedeliver.as_view(), name="subscriber-redeliver"),
+    path("<str:uuid>/enable/", SubscriberEnable.as_view(), name="subscriber-enable"),
+    path("<str:uuid>/ping/", SubscriberPing.as_view(), name="subscriber-ping"),
     path(
         "deliveries/<str:delivery_id>/redeliver/",
         DeliveryRedeliver.as_view(),

@@ -1,18 +1,28 @@
-"""Subscription API views: a user's own subscriptions, their deliveries, redelivery, re-enabling."""
+"""Subscription API views: a user's own subscriptions, their deliveries, test pings,
+redelivery and re-enabling."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils.module_loading import import_string
 from rest_framework import generics, status
-from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    NotAuthenticated,
+    NotFound,
+    ValidationError,
+)
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import formatting
 
+from thorn_core.ping import ping
 from thorn_core.redelivery import (
     API_REDELIVERY_LIMIT,
     RedeliveryError,
@@ -20,19 +30,27 @@ from thorn_core.redelivery import (
     redeliver_failed,
     redelivery_summary,
 )
+from thorn_core.subscriptions import (
+    SubscriptionInvalid,
+    body_limit,
+    body_too_large,
+    check_object,
+    read_since,
+)
 
-from .._cli import parse_since
 from ..conf import get_app, get_subscriber_model
 from ..models import DeliveryAttempt
 from ..source import subscriber_from_model
 from .serializers import DeliveryAttemptSerializer, SubscriberSerializer, delivery_outcome
 
 __all__ = [
+    "BodyTooLarge",
     "DeliveryRedeliver",
     "SubscriberDeliveries",
     "SubscriberDetail",
     "SubscriberEnable",
     "SubscriberList",
+    "SubscriberPing",
     "SubscriberRedeliver",
     "permission_classes",
 ]
@@ -46,8 +64,29 @@ def permission_classes() -> list[type[BasePermission]]:
     return [import_string(path) for path in paths]
 
 
+class BodyTooLarge(APIException):
+    """413: the request body is over the API's limit (see :func:`request_body_limit`)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+def request_body_limit() -> int:
+    """The largest body the API reads: the core's cap, or ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+    when it is smaller (Django REST Framework's JSON parser does not apply that setting)."""
+    return body_limit(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+def _content_length(request: Request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 class _Owned:
-    """Shared by both views: the permission setting and the requesting user's rows only."""
+    """Shared by the views: the permission setting, the requesting user's rows only, the
+    body limit, and descriptions shown as plain paragraphs in the browsable API."""
 
     serializer_class = SubscriberSerializer
     lookup_field = "uuid"
@@ -59,9 +98,39 @@ class _Owned:
         user = self.request.user  # type: ignore[attr-defined]
         return get_subscriber_model()._default_manager.owned_by(user)  # type: ignore[attr-defined, no-any-return]
 
+    def get_object(self) -> Any:
+        """The user's subscription named in the URL; else 404 ``Not found.`` (a malformed
+        uuid too), as the Flask API answers."""
+        try:
+            return super().get_object()  # type: ignore[misc]
+        except Http404:
+            raise NotFound() from None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Authenticate and check permissions, then refuse a body over the limit (413)."""
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        limit = request_body_limit()
+        if _content_length(request) > limit:
+            raise BodyTooLarge(body_too_large(limit))
+
+    def get_view_description(self, html: bool = False) -> str:
+        """The docstring, its wrapped lines joined into paragraphs."""
+        text = formatting.dedent(type(self).__doc__ or "")
+        paragraphs = (" ".join(part.split()) for part in text.split("\n\n"))
+        text = "\n\n".join(part for part in paragraphs if part)
+        return formatting.markup_description(text) if html else text
+
 
 class SubscriberList(_Owned, generics.ListCreateAPIView):  # type: ignore[type-arg]
-    """``GET``: the user's subscriptions. ``POST``: a new one (the answer holds its secret)."""
+    """Your webhook subscriptions.
+
+    GET lists them. POST creates one from a JSON object: event and url are required;
+    content_type, hmac_digest, hmac_secret and active are optional. The answer (201) holds
+    hmac_secret, the only time it is shown, and names the new subscription in its
+    Location header. A password in a URL is always shown masked.
+    """
+
+    name = "Subscriptions"
 
     def perform_create(self, serializer: Any) -> None:
         user = self.request.user
@@ -69,9 +138,20 @@ class SubscriberList(_Owned, generics.ListCreateAPIView):  # type: ignore[type-a
             raise NotAuthenticated("Subscriptions belong to a user: authenticate first.")
         serializer.save(user=user)
 
+    def get_success_headers(self, data: Any) -> dict[str, str]:
+        """``Location``: the API URL of the new subscription (not the webhook's URL)."""
+        return {"Location": str(data["subscription"])}
+
 
 class SubscriberDetail(_Owned, generics.RetrieveUpdateDestroyAPIView):  # type: ignore[type-arg]
-    """``GET``, ``PUT``/``PATCH``, ``DELETE`` one of the user's subscriptions (others': 404)."""
+    """One of your webhook subscriptions.
+
+    GET shows it, PUT replaces it (event and url required), PATCH changes the fields sent,
+    DELETE removes it. Switching active back on re-enables it and its failure count
+    starts again. Sending back the masked URL keeps the stored one.
+    """
+
+    name = "Subscription"
 
 
 def _conflict(exc: RedeliveryError) -> Response:
@@ -80,12 +160,12 @@ def _conflict(exc: RedeliveryError) -> Response:
 
 
 class SubscriberDeliveries(_Owned, generics.ListAPIView):  # type: ignore[type-arg]
-    """``GET``: the logged attempts of one of the user's subscriptions, newest first.
+    """The logged delivery attempts of one of your subscriptions, newest first.
 
-    ``?failed=1`` keeps failed attempts only; ``?limit=N`` (default 50, at most 500).
-    Read from the database delivery log (``DeliveryAttempt``).
+    ?failed=1 keeps failed attempts only; ?limit=N shows N (default 50, at most 500).
     """
 
+    name = "Deliveries"
     serializer_class = DeliveryAttemptSerializer  # type: ignore[assignment]
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -100,22 +180,40 @@ class SubscriberDeliveries(_Owned, generics.ListAPIView):  # type: ignore[type-a
         return Response(DeliveryAttemptSerializer(attempts[:limit], many=True).data)
 
 
-class SubscriberRedeliver(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]
-    """``POST``: send again every delivery of the subscription whose latest attempt failed.
+class SubscriberPing(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]
+    """POST sends a signed test event (thorn.ping) to this subscription now, and answers
+    the outcome."""
 
-    Body: optional ``since`` (ISO 8601; UTC without an offset). 409 while it is deactivated.
-    """
+    name = "Ping"
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         row = self.get_object()
-        since = request.data.get("since") if hasattr(request.data, "get") else None
+        return Response(delivery_outcome(ping(get_app(), subscriber_from_model(row))))
+
+
+class SubscriberRedeliver(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]
+    """POST sends again every delivery of this subscription whose latest attempt failed,
+    the 20 oldest per call.
+
+    Optional JSON body: {"since": ISO 8601 time, UTC when it has no offset}. Answers 409
+    while the subscription is deactivated.
+    """
+
+    name = "Redeliver"
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        row = self.get_object()
+        data = request.data
+        problems = check_object(data)
+        if problems:
+            raise ValidationError(problems)
         try:
-            since_at = parse_since(str(since)) if since else None
-        except ValueError as exc:
-            raise ValidationError({"since": [str(exc)]}) from None
+            since = read_since(data.get("since") if isinstance(data, Mapping) else None)
+        except SubscriptionInvalid as exc:
+            raise ValidationError(exc.errors) from None
         try:
             deliveries = redeliver_failed(
-                get_app(), str(row.uuid), since_at, limit=API_REDELIVERY_LIMIT
+                get_app(), str(row.uuid), since, limit=API_REDELIVERY_LIMIT
             )
         except RedeliveryError as exc:
             return _conflict(exc)
@@ -123,24 +221,30 @@ class SubscriberRedeliver(_Owned, generics.GenericAPIView):  # type: ignore[type
 
 
 class SubscriberEnable(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]
-    """``POST``: re-enable a deactivated subscription; its failure count starts again."""
+    """POST re-enables a deactivated subscription; its failure count starts again."""
+
+    name = "Enable"
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         row = self.get_object()
         get_app().reactivate_subscriber(subscriber_from_model(row))
         row.refresh_from_db()
-        return Response(SubscriberSerializer(row).data)
+        return Response(self.get_serializer(row).data)
 
 
 class DeliveryRedeliver(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]
-    """``POST``: send one logged delivery again (same id, next attempt); 404 unless it was
-    sent to one of the user's subscriptions, 409 when that one is deactivated."""
+    """POST sends one logged delivery again (same id, next attempt).
+
+    404 unless it was sent to one of your subscriptions, 409 when that one is deactivated.
+    """
+
+    name = "Redeliver a delivery"
 
     def post(self, request: Request, delivery_id: str, *args: Any, **kwargs: Any) -> Response:
         app = get_app()
         record = app.delivery_log.latest(delivery_id)
         if record is None or not self.get_queryset().filter(uuid=record.subscriber_uuid).exists():
-            raise Http404("No such delivery")
+            raise NotFound()
         try:
             delivery = redeliver(app, delivery_id)
         except RedeliveryError as exc:
