@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .binding import ChangeHandler, ModelBinding, ModelChange, Trigger
-from .events import Event
+from .events import Event, _headers, _merge_headers
 from .exceptions import ImproperlyConfigured, InvalidEventName, InvalidModelEvent
 from .filters import MISSING, Q
 from .paths import parse_path, resolve_path
@@ -414,13 +414,26 @@ class ModelEvent:
         subscribers: Any = None,
         binding: ModelBinding | None = None,
     ) -> EventMessage:
-        """Build the message for ``instance`` with its payload, headers and sender."""
+        """Build the message for ``instance`` with its payload, headers and sender.
+
+        Header names are compared without case; the more specific one wins: the event's
+        ``headers=``, then the model's ``headers()`` callback for this instance, then the
+        ``headers`` given here.
+
+        Raises:
+            TypeError, ValueError: the callback's headers are not a mapping of strings, or
+                hold a malformed or reserved name (the message names the model).
+        """
         own = self.instance_headers(instance)
+        if own:
+            own = _headers(own, f"the webhook headers of {type(instance).__qualname__}")
+            if headers:
+                own = _merge_headers(own, _headers(headers, "send() headers"))
         return self.prepare(
             instance,
             self.instance_data(instance),
             self.instance_sender(instance),
-            headers={**own, **(headers or {})} if own else headers,
+            headers=own or headers,
             timeout=timeout,
             context=context,
             subscribers=subscribers,
