@@ -1,16 +1,19 @@
 """The ``thorn`` command line: ``demo``, ``listen``, ``send`` and ``verify``.
 
-Its parameter types (:data:`SUBSCRIBER_ID`, :data:`ISO_TIME`, :data:`EVENT_NAME`) check ids,
-times and event names at parse time with the core's messages; ``flask thorn`` uses them too.
+Its parameter types (:data:`SUBSCRIBER_ID`, :data:`ISO_TIME`, :data:`EVENT_NAME`,
+:data:`INTERVAL`) check values at parse time with the core's messages; ``flask thorn`` uses
+them, and ``manage.py thorn_*`` wraps the same ``parse_*`` functions as argparse types.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -26,67 +29,131 @@ if TYPE_CHECKING:
 else:
     _ParamType = click.ParamType
 
-__all__ = ["EVENT_NAME", "ISO_TIME", "SUBSCRIBER_ID", "main", "read_text"]
+__all__ = [
+    "EVENT_NAME",
+    "INTERVAL",
+    "ISO_TIME",
+    "LIMIT",
+    "MAX_INTERVAL",
+    "MAX_LIMIT",
+    "SUBSCRIBER_ID",
+    "main",
+    "parse_event_name",
+    "parse_interval",
+    "parse_limit",
+    "parse_subscriber_id",
+    "parse_time",
+    "read_text",
+]
 
 # ---------------------------------------------------------------------------
 # Parameter types shared by the command lines (``thorn`` and ``flask thorn``)
 # ---------------------------------------------------------------------------
 
 
-class SubscriberIdType(_ParamType):
-    """A subscriber's id: a UUID, in any of the forms :class:`uuid.UUID` reads."""
+#: The longest pause between two rounds of a relay loop (``--interval``), in seconds.
+MAX_INTERVAL = 86400.0
+#: The most events a relay claims in one batch (``--limit``).
+MAX_LIMIT = 10_000
 
-    name = "uuid"
+
+def parse_subscriber_id(value: object) -> uuid.UUID:
+    """``value`` as a subscriber id (a UUID in any form :class:`uuid.UUID` reads).
+
+    Raises:
+        ValueError: it is not one.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a subscriber id (a UUID)") from None
+
+
+def parse_interval(value: object) -> float:
+    """``value`` as the seconds between two relay rounds: above 0, at most a day.
+
+    Raises:
+        ValueError: it is not such a number (``nan`` and ``inf`` are not).
+    """
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds <= MAX_INTERVAL:
+        raise ValueError(
+            f"{value!r} is not a number of seconds above 0 and at most {MAX_INTERVAL:g}"
+        )
+    return seconds
+
+
+def parse_limit(value: object) -> int:
+    """``value`` as the events a relay claims per batch: a whole number from 1 to
+    :data:`MAX_LIMIT`.
+
+    Raises:
+        ValueError: it is not such a number.
+    """
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_LIMIT:
+        raise ValueError(f"{value!r} is not a whole number from 1 to {MAX_LIMIT}")
+    return number
+
+
+class _Parsed(_ParamType):
+    """A parameter type that converts with a function whose ValueError is the usage error."""
+
+    def __init__(self, name: str, parse: Callable[[Any], Any]) -> None:
+        self.name = name
+        self._parse = parse
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        """``value`` as a :class:`uuid.UUID`; a usage error when it is not one."""
-        if isinstance(value, uuid.UUID):
-            return value
+        """``parse(value)``; its ValueError message as the usage error."""
         try:
-            return uuid.UUID(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a subscriber id (a UUID)", param, ctx)
-
-
-class IsoTimeType(_ParamType):
-    """An ISO 8601 date or time (UTC when it has no offset), as ``--since``/``--before`` take."""
-
-    name = "iso-time"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        """``value`` as an aware datetime; a usage error when it is neither a date nor a time."""
-        from .log import parse_since
-
-        if isinstance(value, datetime.datetime):
-            return value
-        try:
-            return parse_since(str(value))
+            return self._parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
-class EventNameType(_ParamType):
-    """An event name (``user.created``: no wildcard), checked as ``Event`` checks it."""
+def parse_time(value: object) -> datetime.datetime:
+    """``value`` as an aware datetime: an ISO 8601 date or time (UTC without an offset), as
+    ``--since`` and ``--before`` take.
 
-    name = "event"
+    Raises:
+        ValueError: it is neither.
+    """
+    from .log import parse_since
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        """``value`` if it is a valid event name; a usage error that says why otherwise."""
-        from .exceptions import InvalidEventName
-        from .patterns import validate_event_name
+    if isinstance(value, datetime.datetime):
+        return value
+    return parse_since(str(value))
 
-        try:
-            return validate_event_name(value)
-        except InvalidEventName as exc:
-            self.fail(str(exc), param, ctx)
+
+def parse_event_name(value: object) -> str:
+    """``value`` if it is a valid event name (``user.created``: no wildcard).
+
+    Raises:
+        InvalidEventName: a ValueError that says why it is not.
+    """
+    from .patterns import validate_event_name
+
+    return validate_event_name(value)
 
 
 #: A subscriber id argument or option (converted to :class:`uuid.UUID`).
-SUBSCRIBER_ID = SubscriberIdType()
+SUBSCRIBER_ID = _Parsed("uuid", parse_subscriber_id)
 #: An ISO 8601 date or time argument or option (converted to an aware datetime).
-ISO_TIME = IsoTimeType()
+ISO_TIME = _Parsed("iso-time", parse_time)
 #: An event name argument or option.
-EVENT_NAME = EventNameType()
+EVENT_NAME = _Parsed("event", parse_event_name)
+#: The seconds between two rounds of a relay loop.
+INTERVAL = _Parsed("seconds", parse_interval)
+#: The events a relay claims per batch.
+LIMIT = _Parsed("count", parse_limit)
 
 
 def read_text(file: IO[str], what: str) -> str:

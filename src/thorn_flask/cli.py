@@ -17,7 +17,7 @@ import sqlalchemy
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import DBAPIError
 
-from thorn_core.cli import EVENT_NAME, ISO_TIME, SUBSCRIBER_ID
+from thorn_core.cli import EVENT_NAME, INTERVAL, ISO_TIME, LIMIT, SUBSCRIBER_ID
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
 from thorn_core.exceptions import ThornError
@@ -297,15 +297,15 @@ def prune_command(before: datetime.datetime | None) -> None:
     "--interval",
     default=1.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds between rounds.",
+    type=INTERVAL,
+    help="Seconds between rounds (above 0, at most a day).",
 )
 @click.option(
     "--limit",
     default=100,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Events claimed per batch.",
+    type=LIMIT,
+    help="Events claimed per batch (1 to 10000).",
 )
 def relay_command(loop: bool, interval: float, limit: int) -> None:
     """Dispatch the events stored in the outbox (THORN_OUTBOX), then mark them done."""

@@ -53,7 +53,7 @@ class TestSubscribersCommand:
         """Removing an unknown or malformed uuid is an error."""
         with pytest.raises(CommandError, match="No subscriber"):
             run("thorn_subscribers", "remove", "00000000-0000-0000-0000-000000000000")
-        with pytest.raises(CommandError, match="not a UUID"):
+        with pytest.raises(CommandError, match="not a subscriber id"):
             run("thorn_subscribers", "remove", "nope")
 
 

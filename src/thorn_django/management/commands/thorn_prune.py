@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from thorn_core.log import retention_cutoff
 
-from ..._cli import parse_since
+from ..._cli import ThornCommand, iso_time
 from ...conf import get_app
 
 
-class Command(BaseCommand):
+class Command(ThornCommand):
     help = (
         "Remove delivery attempts older than THORN_DELIVERY_LOG_RETENTION (or --before), "
         "keeping the latest attempt of every delivery that has not succeeded, and outbox "
@@ -22,21 +22,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--before",
+            type=iso_time,
             help="Remove what is older than this ISO 8601 time instead (UTC without offset).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         app = get_app()
-        if options["before"] is not None:
-            try:
-                before = parse_since(options["before"])
-            except ValueError as exc:
-                raise CommandError(f"--before: {exc}") from None
-        else:
-            before = retention_cutoff(app.settings.delivery_log_retention)
+        before = options["before"] or retention_cutoff(app.settings.delivery_log_retention)
         attempts = app.delivery_log.prune(before)
         self.stdout.write(
-            f"Removed {attempts} delivery attempts older than {before:%Y-%m-%d %H:%M:%S} UTC"
+            f"Removed {attempts} delivery attempts older than {before:%Y-%m-%d %H:%M:%S %Z}"
         )
         prune_outbox = getattr(app.outbox, "prune", None)
         if prune_outbox is not None:

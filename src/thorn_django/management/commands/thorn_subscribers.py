@@ -6,56 +6,72 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
-from thorn_core.exceptions import InvalidEventName
 from thorn_core.patterns import candidate_patterns
+from thorn_core.subscriptions import SubscriptionInvalid, ensure_subscription
+from thorn_core.validators import display_url
 
-from ...conf import get_subscriber_model
+from ..._cli import ThornCommand, event_name, subscriber_id
+from ...conf import get_app, get_subscriber_model
 
 
-class Command(BaseCommand):
+def _one_line(exc: ValidationError) -> str:
+    """A model's validation errors on one line: ``field: message; field: message``."""
+    return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+
+
+class Command(ThornCommand):
     help = "List, add or remove stored webhook subscribers."
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
         listing = actions.add_parser("list", help="List subscribers (the secret is not shown).")
         listing.add_argument(
-            "--event", help="Only subscribers whose pattern matches this event (any owner)."
+            "--event",
+            type=event_name,
+            help="Only subscribers whose pattern matches this event (any owner).",
         )
-        listing.add_argument("--user", help="Only this user's subscribers (username).")
+        listing.add_argument("--user", help="Only this user's subscribers (username or id).")
         add = actions.add_parser("add", help="Add a subscriber; prints its uuid and secret.")
         add.add_argument("event", help="Event name or pattern: article.created, article.*, *")
         add.add_argument("url", help="Where the events are POSTed.")
-        add.add_argument("--user", help="The owner (username); events only with them as sender.")
+        add.add_argument(
+            "--user", help="The owner (username or id); events only with them as sender."
+        )
         add.add_argument("--content-type", default=JSON_CONTENT_TYPE)
         add.add_argument("--digest", default="sha256", help="HMAC digest (default sha256).")
         remove = actions.add_parser("remove", help="Delete a subscriber by uuid.")
-        remove.add_argument("uuid")
+        remove.add_argument("uuid", type=subscriber_id)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         getattr(self, f"_{action}")(options)
 
-    def _user(self, username: str | None) -> Any:
-        if username is None:
+    def _user(self, name: str | None) -> Any:
+        """The user ``name`` names: by username, else by id (primary key)."""
+        if name is None:
             return None
-        user_model = get_user_model()
+        model = get_user_model()
         try:
-            return user_model._default_manager.get_by_natural_key(username)  # type: ignore[attr-defined]
-        except user_model.DoesNotExist:
-            raise CommandError(f"No user {username!r}") from None
+            return model._default_manager.get_by_natural_key(name)  # type: ignore[attr-defined]
+        except model.DoesNotExist:
+            pass
+        try:
+            found = model._default_manager.filter(pk=name).first()
+        except (ValueError, TypeError, ValidationError):
+            found = None  # not an id of this user model
+        if found is None:
+            raise CommandError(f"--user: no user with the username or id {name!r}")
+        return found
 
     def _list(self, options: dict[str, Any]) -> None:
         manager = get_subscriber_model()._default_manager
         user = self._user(options["user"])
         rows = manager.select_related("user")
         if options["event"]:
-            try:
-                rows = rows.filter(event__in=candidate_patterns(options["event"]))
-            except InvalidEventName as exc:
-                raise CommandError(str(exc)) from None
+            rows = rows.filter(event__in=candidate_patterns(options["event"]))
         if user is not None:
             rows = rows.filter(user=user)
         count = 0
@@ -63,35 +79,36 @@ class Command(BaseCommand):
             count += 1
             state = "active" if row.active else "inactive"
             owner = row.user.get_username() if row.user_id is not None else "-"
-            self.stdout.write(f"{row.uuid}  {row.event}  {row.url}  user={owner}  {state}")
+            self.stdout.write(
+                f"{row.uuid}  {row.event}  {display_url(row.url)}  user={owner}  {state}"
+            )
         if not count:
             self.stdout.write("No subscribers.")
 
     def _add(self, options: dict[str, Any]) -> None:
-        model = get_subscriber_model()
-        row = model(
-            event=options["event"],
-            url=options["url"],
-            user=self._user(options["user"]),
-            content_type=options["content_type"],
-            hmac_digest=options["digest"],
-        )
+        values = {
+            "event": options["event"],
+            "url": options["url"],
+            "content_type": options["content_type"],
+            "hmac_digest": options["digest"],
+        }
+        try:
+            ensure_subscription(get_app(), values)
+        except SubscriptionInvalid as exc:
+            raise CommandError(str(exc)) from None
+        row = get_subscriber_model()(user=self._user(options["user"]), **values)
         try:
             row.full_clean()
         except ValidationError as exc:
-            lines = [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]
-            raise CommandError("Invalid subscriber:\n" + "\n".join(lines)) from None
+            raise CommandError(f"Invalid subscription: {_one_line(exc)}") from None
         row.save()
-        self.stdout.write(f"Added subscriber {row.uuid}")  # type: ignore[attr-defined]
+        self.stdout.write(
+            f"Added subscriber {row.uuid}: {row.event} -> {display_url(row.url)}"  # type: ignore[attr-defined]
+        )
         self.stdout.write(f"Secret (shown once): {row.hmac_secret}")  # type: ignore[attr-defined]
 
     def _remove(self, options: dict[str, Any]) -> None:
-        try:
-            deleted, _ = (
-                get_subscriber_model()._default_manager.filter(uuid=options["uuid"]).delete()
-            )
-        except ValidationError:
-            raise CommandError(f"{options['uuid']!r} is not a UUID") from None
+        deleted, _ = get_subscriber_model()._default_manager.filter(uuid=options["uuid"]).delete()
         if not deleted:
             raise CommandError(f"No subscriber {options['uuid']}")
         self.stdout.write(f"Removed subscriber {options['uuid']}")
