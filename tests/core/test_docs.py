@@ -14,6 +14,8 @@ import pytest
 
 from thorn_core import Settings
 
+from .._page_projects import code_blocks
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,53 +86,23 @@ class TestReadme:
         assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
-_FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-NOT_RUNNABLE = "<!-- not-runnable"
-#: ``<!-- pytest-file: NAME -->`` before a block: the block is a file of a pytest project
-#: (a test module or a conftest.py); the page's files are run together with pytest.
-PYTEST_FILE = re.compile(r"<!-- pytest-file: ([\w.]+) -->")
 #: Fences that hold data or shell sessions rather than a program (shown, not executed).
 NOT_CODE = {"", "console", "bash", "sh", "shell", "text", "json", "toml", "http", "ini", "yaml"}
 #: Pages whose examples have a test module of their own.
 _OWN_TESTS = {"model-events.md"}
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-
-@attrs.frozen
-class Block:
-    """One fenced code block of a page and the marker comment on the line before it."""
-
-    line: int
-    language: str
-    code: str
-    marker: str
-
-    @property
-    def not_runnable(self) -> bool:
-        """Marked ``<!-- not-runnable: reason -->``."""
-        return self.marker.startswith(NOT_RUNNABLE)
-
-    @property
-    def pytest_file(self) -> str | None:
-        """The file name of a ``<!-- pytest-file: NAME -->`` block, else None."""
-        found = PYTEST_FILE.fullmatch(self.marker)
-        return found.group(1) if found else None
-
-
-def code_blocks(text: str) -> list[Block]:
-    """Every fenced code block of a page, in order."""
-    blocks = []
-    for match in _FENCE.finditer(text):
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
-        line = text.count("\n", 0, match.start()) + 2
-        blocks.append(Block(line, match.group(1), match.group(2), before))
-    return blocks
+#: Pages with an example project (``<!-- project-file: ... -->`` blocks), and the test
+#: module that writes it and runs its commands (``tests/_page_projects.py``).
+PROJECT_TESTS = {
+    "django.md": "tests/django/test_getting_started.py",
+    "flask.md": "tests/flask/test_getting_started.py",
+}
 
 
 def python_blocks(text: str) -> list[tuple[int, str, bool]]:
     """Each ```python block of a page as (line number, code, runs in the page's namespace)."""
     return [
-        (b.line, b.code, not b.not_runnable and b.pytest_file is None)
+        (b.line, b.code, not b.not_runnable and b.pytest_file is None and not b.in_project)
         for b in code_blocks(text)
         if b.language == "python"
     ]
@@ -191,6 +163,25 @@ class TestCodeBlocks:
         )
         assert [runnable for _, _, runnable in python_blocks(text)] == [True, False, False]
         assert [b.pytest_file for b in code_blocks(text)] == [None, None, "test_x.py"]
+
+    def test_project_blocks_are_not_run_in_the_page(self) -> None:
+        """Files, commands and typed input of a page's project are left to its own test."""
+        text = (
+            "<!-- project-file: app.py -->\n```python\nimport app\n```\n"
+            "<!-- project-run: quickstart -->\n```console\n$ python manage.py shell\n```\n"
+            "<!-- project-input: quickstart -->\n```python\nx\n```\n"
+        )
+        assert [b.in_project for b in code_blocks(text)] == [True, True, True]
+        assert [runnable for _, _, runnable in python_blocks(text)] == [False, False]
+
+    def test_project_pages_have_their_test(self) -> None:
+        """Each page with an example project has the test module that runs it, and only those."""
+        with_projects = {
+            page.name for page in PAGES if any(b.in_project for b in code_blocks(page.read_text()))
+        }
+        assert with_projects == set(PROJECT_TESTS)
+        for page, module in PROJECT_TESTS.items():
+            assert f'"{page}"' in (ROOT / module).read_text()
 
 
 PYTEST_PAGES = [p for p in PAGES if any(b.pytest_file for b in code_blocks(p.read_text()))]
