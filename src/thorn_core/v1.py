@@ -109,7 +109,8 @@ def missing_columns(columns: Iterable[str]) -> list[str]:
 def _label(row: Mapping[str, Any], position: int) -> str:
     value = row.get("uuid")
     if value not in (None, ""):
-        return str(value)
+        key = _uuid(value)
+        return str(value if key is None else key)
     if row.get("id") is not None:
         return f"id={row['id']}"
     return f"row {position}"
