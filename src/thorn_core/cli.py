@@ -510,7 +510,7 @@ def listen(
 @click.option("--data", "data_text", metavar="JSON", help="The payload as JSON (default: {}).")
 @click.option(
     "--data-file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("r", encoding="utf-8", lazy=True),
     help="Read the JSON payload from a file ('-' for standard input).",
 )
 @click.option(
@@ -632,7 +632,7 @@ def send(
 def _parse_headers(text: str) -> dict[str, str]:
     """Headers from a JSON object or from ``Name: value`` lines (a request line is skipped)."""
     stripped = text.strip()
-    if stripped.startswith("{"):
+    if stripped.startswith(("{", "[")):
         loaded = _read_json(stripped, "--headers")
         if not isinstance(loaded, dict):
             raise click.BadParameter("expected a JSON object", param_hint="--headers")
@@ -673,14 +673,14 @@ def _age(seconds: float) -> str:
     "--headers",
     "headers_file",
     required=True,
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("r", encoding="utf-8", lazy=True),
     help="The request headers: 'Name: value' lines (as curl -D writes them) or a JSON object.",
 )
 @click.option(
     "--body",
     "body_file",
     required=True,
-    type=click.File("rb"),
+    type=click.File("rb", lazy=True),
     help="The raw request body, byte for byte ('-' for standard input).",
 )
 @_TOLERANCE

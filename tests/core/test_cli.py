@@ -165,6 +165,17 @@ class TestSend:
         assert webhook.delivery_id is not None
         assert webhook.delivery_id in result.output
 
+    def test_password_in_url_is_masked(self, receiver: WebhookReceiver) -> None:
+        """A password in --url authenticates the delivery but is printed as ``***``."""
+        url = receiver.url("/in").replace("http://", "http://ada:s3cret@")
+
+        result = run("send", "user.created", "--url", url, "--allow-loopback")
+
+        assert result.exit_code == 0, result.output
+        assert receiver.wait_for(1)[0].headers["authorization"].startswith("Basic ")
+        assert "s3cret" not in result.output
+        assert f"user.created -> {url.replace('s3cret', '***')}: 200" in result.output
+
     def test_loopback_is_refused_without_opt_in(self, receiver: WebhookReceiver) -> None:
         """Without --allow-loopback nothing is sent, and the error says how to opt in."""
         result = run("send", "user.created", "--url", receiver.url())
@@ -433,6 +444,26 @@ class TestListen:
         assert forwarded.hook_hmac_valid(SECRET)
         assert forwarded.standard_webhook_valid(SECRET)
         running.expect("forwarded to")
+
+    def test_forward_password_is_masked(
+        self,
+        app: Thorn,
+        listener: Callable[..., Listener],
+        make_receiver: Callable[..., WebhookReceiver],
+    ) -> None:
+        """The --forward URL's password reaches the target but is printed as ``***``."""
+        target = make_receiver()
+        forward = target.url("/app").replace("http://", "http://ada:s3cret@")
+        running = listener("--forward", forward)
+
+        delivery = send(app, running.url, {"id": 1})
+
+        assert delivery.ok
+        assert target.wait_for(1)[0].headers["authorization"].startswith("Basic ")
+        masked = forward.replace("s3cret", "***")
+        assert running.expect("forwarded to") == f"  forwarded to {masked}: 200 OK"
+        assert f"Forwarding webhooks to {masked}" in running.output
+        assert not [line for line in running.output if "s3cret" in line]
 
     def test_forward_skips_invalid(
         self,
