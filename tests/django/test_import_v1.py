@@ -132,9 +132,8 @@ def write_v1_table(
     rows = good + inactive + skipped
     postgresql = connection.vendor == "postgresql"
     columns = list(rows[0])
-    insert = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-    )
+    placeholders = ", ".join(["%s"] * len(columns))
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(_ddl(table, with_id=with_id))
         cursor.executemany(
