@@ -188,9 +188,14 @@ class ModelBinding(Protocol):
       transaction rolls back, run it at once when no transaction is open.
     - ``reverse``: turn a view name and its arguments into an absolute URL.
 
-    Optionally, ``absolute_url(url) -> str`` makes the path a model's ``get_absolute_url()``
-    returns absolute (the Django binding prefixes the current site); without it the value is
-    used as is.
+    Optionally:
+
+    - ``absolute_url(url) -> str`` makes a relative ``ref`` absolute (the path a model's
+      ``get_absolute_url()`` returns; the Django binding prefixes the current site) when
+      ``THORN_BASE_URL`` is not set; without it the value is used as is.
+    - ``reverse_path(view_name, args, kwargs) -> str`` gives the view's path alone, without
+      a host: with ``THORN_BASE_URL`` set, the core joins that URL to it instead of calling
+      ``reverse`` (so no request or site is needed).
     """
 
     def connect(

@@ -22,7 +22,7 @@ from .exceptions import ImproperlyConfigured, InvalidEventName, InvalidModelEven
 from .filters import MISSING, Q
 from .paths import parse_path, resolve_path
 from .patterns import validate_event_name
-from .reversers import model_reverser
+from .reversers import absolute_ref, model_reverser
 from .subscribers import sender_key
 
 if TYPE_CHECKING:
@@ -325,22 +325,24 @@ class ModelEvent:
     def get_absolute_url(self, instance: Any, binding: ModelBinding | None = None) -> str | None:
         """The ``ref`` of ``instance``: from ``reverse``, else its ``get_absolute_url()``.
 
-        A ``get_absolute_url()`` path is made absolute by the binding's optional
-        ``absolute_url(url)`` method (see :class:`~thorn_core.binding.ModelBinding`).
+        A relative URL is joined to ``THORN_BASE_URL`` when it is set, else made absolute
+        by the binding's optional ``absolute_url(url)`` method (see
+        :class:`~thorn_core.binding.ModelBinding` and :func:`~thorn_core.reversers.absolute_ref`).
         """
         reverse = self.reverse
+        binding = binding or self.binding_for(type(instance))
+        base_url = self.app.settings.base_url
         if isinstance(reverse, model_reverser):
-            return reverse(instance, binding or self.binding_for(type(instance)))
+            return reverse(instance, binding, base_url)
+        url: str | None
         if reverse is not None:
-            return reverse(instance)
-        method = getattr(instance, "get_absolute_url", None)
-        if not callable(method):
-            return None
-        url: str | None = method()
-        absolute = getattr(binding or self.binding_for(type(instance)), "absolute_url", None)
-        if url is not None and callable(absolute):
-            url = absolute(url)
-        return url
+            url = reverse(instance)
+        else:
+            method = getattr(instance, "get_absolute_url", None)
+            if not callable(method):
+                return None
+            url = method()
+        return absolute_ref(url, base_url, binding)
 
     def instance_data(self, instance: Any) -> Any:
         """The ``data`` for ``instance``: ``webhooks.payload()``, or ``webhook_payload()``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -57,6 +58,16 @@ def _str_or_callable(_: object, attribute: attrs.Attribute[Any], value: object) 
 def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise _fail(attribute, "a string or None", value)
+
+
+def _base_url(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _fail(attribute, "an http(s) URL with a host, like 'https://shop.example.com'", value)
+    if parts.query or parts.fragment:
+        raise _fail(attribute, "a URL without a query or fragment", value)
 
 
 def _optional_mapping(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -283,7 +294,7 @@ class Settings:
     )
     base_url: str | None = attrs.field(
         default=None,
-        validator=_optional_str,
+        validator=_base_url,
         metadata={
             "doc": (
                 "Scheme and host (`https://shop.example.com`) that adapters join a relative "

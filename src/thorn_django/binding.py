@@ -13,6 +13,7 @@ from django.db.models import signals
 from django.urls import reverse
 
 from thorn_core.binding import ChangeHandler, HandlerTable, ModelChange, Trigger, m2m_change
+from thorn_core.reversers import join_base_url
 
 __all__ = ["DjangoBinding", "absolute_uri"]
 
@@ -35,7 +36,7 @@ def absolute_uri(path: str) -> str:
 
     base_url = get_app().settings.base_url
     if base_url:
-        return base_url.rstrip("/") + (path if path.startswith("/") else f"/{path}")
+        return join_base_url(base_url, path)
     if not apps.is_installed("django.contrib.sites"):
         return path
     from django.contrib.sites.models import Site
@@ -217,7 +218,11 @@ class DjangoBinding:
 
     def reverse(self, view_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         """``django.urls.reverse`` made absolute with :func:`absolute_uri`."""
-        return absolute_uri(reverse(view_name, args=list(args), kwargs=dict(kwargs)))
+        return absolute_uri(self.reverse_path(view_name, args, kwargs))
+
+    def reverse_path(self, view_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """``django.urls.reverse``: the path alone (the core joins ``THORN_BASE_URL`` to it)."""
+        return reverse(view_name, args=list(args), kwargs=dict(kwargs))
 
     def absolute_url(self, url: str) -> str:
         """Make a ``get_absolute_url()`` path absolute with :func:`absolute_uri`."""

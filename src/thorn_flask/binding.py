@@ -167,13 +167,12 @@ class SQLAlchemyBinding:
             return
         session.info.setdefault(_PENDING, []).append((transaction, callback))
 
-    def reverse(self, view_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
-        """``url_for(view_name, _external=True, **kwargs)`` in the current Flask app.
+    @staticmethod
+    def _check_reversible(view_name: str, args: Sequence[Any]) -> flask.Flask:
+        """The current Flask app, to reverse ``view_name`` in.
 
         Raises:
-            ImproperlyConfigured: positional arguments (Flask endpoints take keywords), no
-                application context, or no request and no ``SERVER_NAME``.
-            werkzeug.routing.BuildError: the endpoint or its arguments do not match.
+            ImproperlyConfigured: positional arguments, or no application context.
         """
         if args:
             raise ImproperlyConfigured(
@@ -185,6 +184,18 @@ class SQLAlchemyBinding:
                 f"reversing {view_name!r} needs a Flask application context: commit inside "
                 "a request or `with app.app_context():`"
             )
+        app: flask.Flask = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+        return app
+
+    def reverse(self, view_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """``url_for(view_name, _external=True, **kwargs)`` in the current Flask app.
+
+        Raises:
+            ImproperlyConfigured: positional arguments (Flask endpoints take keywords), no
+                application context, or no request and no ``SERVER_NAME``.
+            werkzeug.routing.BuildError: the endpoint or its arguments do not match.
+        """
+        self._check_reversible(view_name, args)
         try:
             return flask.url_for(view_name, _external=True, **kwargs)
         except RuntimeError as exc:
@@ -192,6 +203,18 @@ class SQLAlchemyBinding:
                 f"cannot build an external URL for {view_name!r} outside a request: set "
                 f"SERVER_NAME (and PREFERRED_URL_SCHEME) in the Flask config ({exc})"
             ) from exc
+
+    def reverse_path(self, view_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """The path of ``view_name`` with ``kwargs`` under ``APPLICATION_ROOT``, without a host:
+        with ``THORN_BASE_URL`` the core joins it, so no request or ``SERVER_NAME`` is needed.
+
+        Raises:
+            ImproperlyConfigured: positional arguments, or no application context.
+            werkzeug.routing.BuildError: the endpoint or its arguments do not match.
+        """
+        app = self._check_reversible(view_name, args)
+        adapter = app.url_map.bind("localhost", script_name=app.config["APPLICATION_ROOT"])
+        return adapter.build(view_name, dict(kwargs))
 
     def absolute_url(self, url: str) -> str:
         """Make a ``get_absolute_url()`` path absolute: the request's host, else ``SERVER_NAME``."""
