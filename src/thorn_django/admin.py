@@ -91,10 +91,13 @@ class SubscriberAdminForm(forms.ModelForm):  # type: ignore[type-arg]
         return cleaned
 
     def add_error(self, field: str | None, error: Any) -> None:
-        """Add ``error`` once per field; one for a field not on the form becomes a form error.
+        """Add ``error``, unless its field has errors already; one for a field that is not
+        on the form becomes a form-wide error naming the field.
 
-        ``AbstractSubscriber.clean()`` runs the core's check again after :meth:`clean`, and
-        a custom admin may leave a checked field off the form.
+        The first problem found with a field is the one shown: ``AbstractSubscriber.clean()``
+        runs the core's check again after :meth:`clean`, on an instance where a refused
+        value is missing (it would add "invalid URL ''"). A custom admin may leave a checked
+        field off the form.
         """
         error = error if isinstance(error, ValidationError) else ValidationError(error)
         by_field: Mapping[str, Sequence[ValidationError]] = (
@@ -106,7 +109,9 @@ class SubscriberAdminForm(forms.ModelForm):  # type: ignore[type-arg]
             if name != NON_FIELD_ERRORS and name not in self.fields:
                 errors = [ValidationError(f"{name}: {' '.join(e.messages)}") for e in errors]
                 name = NON_FIELD_ERRORS
-            known = set(self._errors.get(name, ())) if self._errors is not None else set()
+            known = self._errors.get(name, ()) if self._errors is not None else ()
+            if name != NON_FIELD_ERRORS and known:
+                continue
             fresh = [e for e in errors if " ".join(e.messages) not in known]
             if fresh:
                 super().add_error(None if name == NON_FIELD_ERRORS else name, fresh)
