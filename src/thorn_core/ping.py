@@ -26,7 +26,10 @@ def ping(
     """Deliver ``event`` (a ping by default) to ``subscriber`` alone, in this process.
 
     The subscriber's pattern is not consulted and no other subscriber receives it; the
-    delivery is signed, validated and limited like any other, whatever the dispatcher.
+    delivery is signed, validated and limited like any other, whatever the dispatcher. The
+    attempt is written to the app's delivery log under its event name (``thorn.ping``) and
+    counts in the subscriber's failure streak like any attempt (a successful ping ends a
+    streak); no delivery signal is sent and it is never retried.
     """
     if data is None:
         data = {
@@ -37,9 +40,12 @@ def ping(
     message = Event(event, app=app).prepare(data, app=app)
     plan = plan_deliveries(app, message, [subscriber])
     if plan.failed:
-        return plan.failed[0]
-    transport = RequestsTransport(ca_bundle=app.settings.ca_bundle)
-    try:
-        return app.deliver(plan.requests[0], transport, message)
-    finally:
-        transport.close()
+        delivery = plan.failed[0]
+    else:
+        transport = RequestsTransport(ca_bundle=app.settings.ca_bundle)
+        try:
+            delivery = app.deliver(plan.requests[0], transport, message)
+        finally:
+            transport.close()
+    app.after_delivery(delivery)
+    return delivery
