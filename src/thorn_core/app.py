@@ -41,22 +41,27 @@ logger = logging.getLogger(__name__)
 
 
 def _load_log(value: Any) -> DeliveryLog:
-    """The delivery log of ``THORN_DELIVERY_LOG``: None (in memory), an object, or a path.
+    """The delivery log of ``THORN_DELIVERY_LOG``: None (in memory), an object, a class (or a
+    path to one) made with no arguments, or a path to an object.
 
     Raises:
-        ImproperlyConfigured: a path that cannot be imported, or an object that is no log.
+        ImproperlyConfigured: a path that cannot be imported, a class that cannot be made
+            without arguments, or an object that is no log.
     """
     if value is None:
         return MemoryDeliveryLog()
     if isinstance(value, str):
         value = _import_string(value, what="THORN_DELIVERY_LOG")
-        if isinstance(value, type):
-            try:
-                value = value()
-            except Exception as exc:
-                raise ImproperlyConfigured(
-                    f"THORN_DELIVERY_LOG {value.__qualname__} cannot be created: {exc}"
-                ) from exc
+    if isinstance(value, type):
+        # A class is a protocol match too (it has the methods), so it is made here: given
+        # as is, every delivery would fail on its unbound methods.
+        try:
+            value = value()
+        except Exception as exc:
+            raise ImproperlyConfigured(
+                f"THORN_DELIVERY_LOG {value.__qualname__} cannot be created without arguments: "
+                f"{exc}; give an instance instead"
+            ) from exc
     if not isinstance(value, DeliveryLog):
         raise ImproperlyConfigured(f"THORN_DELIVERY_LOG {value!r} is not a delivery log")
     return value
