@@ -129,7 +129,8 @@ def parse_target(url: object) -> Target:
             backslash, or lacks a scheme or host, or has a malformed host or port.
     """
     if not isinstance(url, str):
-        raise InvalidURL(f"URL must be a str, not {type(url).__name__}: {url!r}")
+        # Not the value itself: bytes or a list may hold credentials that display_url cannot mask.
+        raise InvalidURL(f"URL must be a str, not {type(url).__name__}")
     unsafe = _UNSAFE_URL_CHARS.search(url)
     if unsafe is not None:
         raise _invalid(url, f"it contains the character {unsafe.group()!r}")

@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 import pytest
 
 from thorn_core import Event, Thorn
+from thorn_core.exceptions import InvalidURL
 from thorn_core.log import masked_headers, public_headers
 from thorn_core.receiver import WebhookReceiver
 from thorn_core.subscribers import Subscriber
-from thorn_core.validators import display_url
+from thorn_core.validators import display_url, parse_target
 
 from .conftest import RawServer
 
@@ -252,6 +253,15 @@ class TestCredentialsNeverShown:
         assert not send_one(app, bad).ok
         assert any("urllib3" in r.name for r in caplog.records)
         assert all("hunter2" not in r.getMessage() for r in caplog.records)
+
+    @pytest.mark.parametrize(
+        "url", [b"https://ada:hunter2@example.com/", ["https://ada:hunter2@example.com/"]]
+    )
+    def test_url_of_the_wrong_type_is_not_echoed(self, url: object) -> None:
+        """A URL given as bytes or a list is refused by its type, without its value."""
+        with pytest.raises(InvalidURL, match="URL must be a str") as info:
+            parse_target(url)
+        assert "hunter2" not in str(info.value)
 
     def test_subscriber_repr_masks(self) -> None:
         """A Subscriber's repr shows the masked URL."""
