@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import click
+import flask
 import sqlalchemy
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import DBAPIError
@@ -34,6 +35,18 @@ from .models import Base, SubscriberMixin
 __all__ = ["thorn_cli"]
 
 
+def _creator(table: sqlalchemy.Table) -> str:
+    """The call that creates ``table``: ``db.create_all()`` when Flask-SQLAlchemy's metadata
+    holds it (``Thorn(app, db=db)`` puts every Thorn table there), else its base's."""
+    flask_sqlalchemy = flask.current_app.extensions.get("sqlalchemy")
+    metadatas = getattr(flask_sqlalchemy, "metadatas", {})
+    if any(table.name in metadata.tables for metadata in metadatas.values()):
+        return "db.create_all()"
+    if table.metadata is Base.metadata:
+        return "thorn_flask.Base.metadata.create_all(engine)"
+    return "metadata.create_all(engine) of its declarative base"
+
+
 def _missing_tables(state: ThornState) -> str | None:
     """Which of this app's Thorn tables do not exist and the calls that create them, or None
     when they all exist."""
@@ -51,11 +64,7 @@ def _missing_tables(state: ThornState) -> str | None:
             if inspector.has_table(table.name, schema=table.schema):
                 continue
             missing.append(table.name)
-            create = (
-                "thorn_flask.Base.metadata.create_all(db.engine)"
-                if table.metadata is Base.metadata
-                else "db.create_all()"
-            )
+            create = _creator(table)
             if create not in creates:
                 creates.append(create)
     if not missing:

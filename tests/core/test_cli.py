@@ -34,6 +34,7 @@ def run(*args: str, input: str | bytes | None = None) -> Result:
 
 def assert_user_error(result: Result, exit_code: int, *words: str) -> None:
     """The command failed with ``exit_code``, an ``Error:`` line holding ``words``, no traceback."""
+    assert isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == exit_code, result.output
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]

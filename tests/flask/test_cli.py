@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import flask
+import pytest
+import sqlalchemy
+from sqlalchemy import ForeignKey
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from thorn_core.receiver import WebhookReceiver
+from thorn_flask import Base, DeliveryAttempt, SubscriberMixin, Thorn, get_state
 
-from .app import Subscription, db
+from ..core.test_cli import assert_user_error
+from .app import LOOPBACK, Subscription, db
 
 
 def add(app: flask.Flask, *args: str) -> str:
@@ -72,3 +80,89 @@ class TestCommands:
         )
         assert result.exit_code == 1
         assert "No subscriber" in result.output
+
+
+class OwnersBase(DeclarativeBase):
+    """A schema whose subscriptions belong to accounts (``user_id`` is a foreign key)."""
+
+
+class Account(OwnersBase):
+    """A user of the application."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class OwnedSubscription(SubscriberMixin, OwnersBase):
+    """Subscriptions owned by accounts: ``user_id`` redeclared as a foreign key."""
+
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
+
+
+@pytest.fixture
+def owners_app(tmp_path: Path) -> Iterator[flask.Flask]:
+    """A Flask app on plain SQLAlchemy whose subscriptions are owned by accounts 1 and 2."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'owners.db'}")
+    OwnersBase.metadata.create_all(engine)
+    Base.metadata.create_all(engine, tables=[DeliveryAttempt.__table__])
+    sessions = sessionmaker(engine)
+    with sessions.begin() as session:
+        session.add_all([Account(id=1), Account(id=2)])
+    app = flask.Flask("owners")
+    app.config["THORN_RECIPIENT_VALIDATORS"] = LOOPBACK
+    Thorn(app, session_factory=sessions, model=OwnedSubscription, current_user=lambda: None)
+    yield app
+    get_state(app).core.close()
+    engine.dispose()
+
+
+class TestOwner:
+    """``add --user`` gives the subscription an owner, by the key of the model's ``user_id``."""
+
+    def test_owner_by_id(self, owners_app: flask.Flask) -> None:
+        """An existing account's id becomes the owner; ``list --user`` finds the row."""
+        key = add(owners_app, "http://127.0.0.1:8000/hook", "--event", "a.b", "--user", "2")
+
+        listed = owners_app.test_cli_runner().invoke(args=["thorn", "list", "--user", "2"])
+
+        assert listed.exit_code == 0, listed.output
+        assert f"{key}  a.b  http://127.0.0.1:8000/hook user=2" in listed.output
+        with get_state(owners_app).session() as session:
+            assert session.scalars(sqlalchemy.select(OwnedSubscription.user_id)).one() == 2
+
+    @pytest.mark.parametrize(
+        ("user", "words"),
+        [("3", "no user '3' (account.id)"), ("ada", "'ada' is not a user id")],
+        ids=["unknown", "not-an-int"],
+    )
+    def test_unknown_owner(self, owners_app: flask.Flask, user: str, words: str) -> None:
+        """An id that names no account, or is not an id at all, is refused; nothing is stored."""
+        result = owners_app.test_cli_runner().invoke(
+            args=["thorn", "add", "http://127.0.0.1:8000/", "--event", "a.b", "--user", user]
+        )
+
+        assert_user_error(result, 2, "--user", words)
+        listed = owners_app.test_cli_runner().invoke(args=["thorn", "list"])
+        assert listed.output == ""
+
+
+class TestMaskedPasswords:
+    """A password in a subscriber's URL is never printed: ``add``, ``list`` and ``ping``."""
+
+    def test_add_list_ping(self, app: flask.Flask, receiver: WebhookReceiver) -> None:
+        """Every message shows the URL with ``***`` for the password; the delivery has it."""
+        url = receiver.url("/hook").replace("http://", "http://ada:s3cret@")
+        masked = url.replace("s3cret", "***")
+        runner = app.test_cli_runner()
+
+        added = runner.invoke(args=["thorn", "add", url, "--event", "user.*"])
+        key = added.output.split("Added subscriber ", 1)[1].split(":", 1)[0]
+        listed = runner.invoke(args=["thorn", "list"])
+        pinged = runner.invoke(args=["thorn", "ping", key])
+
+        assert f"-> {masked}" in added.output
+        assert f"{key}  user.*  {masked}" in listed.output
+        assert f"Delivered thorn.ping to {masked}: HTTP 200" in pinged.output
+        assert "s3cret" not in added.output + listed.output + pinged.output
+        assert receiver.wait_for(1)[0].headers["authorization"].startswith("Basic ")
