@@ -6,13 +6,19 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured as DjangoImproperlyConfigured
+from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
+from thorn_core.app import _load_log
 from thorn_core.codecs import build_codecs
 from thorn_core.dispatchers import resolve
 from thorn_core.exceptions import ThornError, UnknownDispatcher
+from thorn_core.model_events import ModelWebhooks
+from thorn_core.reversers import model_reverser
 from thorn_core.settings import Settings
 from thorn_core.signing import load_signer
 from thorn_core.subscribers import StaticSubscribers
@@ -32,6 +38,10 @@ CHECKS = {
     "thorn.E008": "THORN_CODECS holds a codec that cannot be loaded",
     "thorn.E009": "THORN_SUBSCRIBER_MODEL names no installed model",
     "thorn.E010": "THORN_DRF_PERMISSION_CLASSES holds a class that cannot be imported",
+    "thorn.E011": "THORN_DELIVERY_LOG cannot be imported or made into a delivery log",
+    "thorn.E012": "django.contrib.sites is installed without SITE_ID (or THORN_BASE_URL) "
+    "while model events need absolute ref URLs",
+    "thorn.E013": "a model event's model_reverser names a URL name that does not exist",
 }
 
 _HINTS = {
@@ -43,6 +53,10 @@ _HINTS = {
     "thorn.E005": "Use validator objects from thorn_core.validators or [name, [args]] specs.",
     "thorn.E006": "See docs/settings.md for every THORN_ setting and its type.",
     "thorn.E009": "Give 'app_label.ModelName' of a model subclassing AbstractSubscriber.",
+    "thorn.E011": "Give a DeliveryLog instance, a class made without arguments, or "
+    "'module:name' of either.",
+    "thorn.E012": "Set SITE_ID (the site whose domain refs use), or THORN_BASE_URL.",
+    "thorn.E013": "Name a URL pattern of ROOT_URLCONF (with its namespace: 'app:name').",
 }
 
 
@@ -77,6 +91,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if settings.recipient_validators is not None:
         attempt("thorn.E005", lambda: load_validators(settings.recipient_validators))
     attempt("thorn.E008", lambda: build_codecs(settings.codecs))
+    if settings.delivery_log is not None:
+        attempt("thorn.E011", lambda: _load_log(settings.delivery_log))
+    errors.extend(_check_model_events(settings))
     try:
         get_subscriber_model()
     except DjangoImproperlyConfigured as exc:
@@ -101,6 +118,69 @@ def _check_dispatcher(settings: Settings) -> list[checks.CheckMessage]:
     except (ThornError, ImportError) as exc:
         return [_error("thorn.E007", exc)]
     return []
+
+
+def _webhook_models() -> list[tuple[type, ModelWebhooks]]:
+    """The installed models with ``@webhook_model`` events, and their webhooks."""
+    found = []
+    for model in apps.get_models():
+        webhooks = model.__dict__.get("webhooks")
+        if isinstance(webhooks, ModelWebhooks) and webhooks.events:
+            found.append((model, webhooks))
+    return found
+
+
+def _check_model_events(settings: Settings) -> list[checks.CheckMessage]:
+    """E012 when refs would need the current site and there is no SITE_ID; E013 for each
+    ``model_reverser`` naming no URL pattern. Both would otherwise fail at save time."""
+    errors: list[checks.CheckMessage] = []
+    models = _webhook_models()
+    needs_site = settings.base_url is None and apps.is_installed("django.contrib.sites")
+    if needs_site and getattr(django_settings, "SITE_ID", None) is None:
+        with_refs = sorted(
+            model._meta.label  # type: ignore[attr-defined]
+            for model, webhooks in models
+            if callable(getattr(model, "get_absolute_url", None))
+            or any(event.reverse is not None for event in webhooks.events.values())
+        )
+        if with_refs:
+            errors.append(
+                _error(
+                    "thorn.E012",
+                    "django.contrib.sites is installed but SITE_ID is not set: the ref URL of "
+                    f"the model events of {', '.join(with_refs)} needs the current site, "
+                    "which cannot be found outside a request",
+                )
+            )
+    for model, webhooks in models:
+        for attribute, event in webhooks.events.items():
+            reverser = event.reverse
+            if isinstance(reverser, model_reverser) and not _url_name_exists(reverser.view_name):
+                errors.append(
+                    _error(
+                        "thorn.E013",
+                        f"{model._meta.label}.webhooks.{attribute} ({event.name!r}) reverses "  # type: ignore[attr-defined]
+                        f"{reverser.view_name!r}, which names no URL pattern",
+                    )
+                )
+    return errors
+
+
+def _url_name_exists(view_name: str) -> bool:
+    """Whether ``reverse(view_name, ...)`` can find a pattern of that name (in its namespace),
+    whatever the arguments; True when the URLconf cannot be loaded (Django reports that)."""
+    try:
+        resolver = get_resolver()
+        *namespaces, name = view_name.split(":")
+        for namespace in namespaces:
+            instances = [namespace, *resolver.app_dict.get(namespace, ())]
+            found = next((n for n in instances if n in resolver.namespace_dict), None)
+            if found is None:
+                return False
+            resolver = resolver.namespace_dict[found][1]
+        return name in resolver.reverse_dict
+    except Exception:  # a broken URLconf is for urls.E00x to report
+        return True
 
 
 def register() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -12,7 +13,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
+from thorn_core import ImproperlyConfigured, model_reverser
+from thorn_core.log import MemoryDeliveryLog
 from thorn_django.checks import CHECKS
+
+from .testapp.models import Note
 
 
 def check_output(**overrides: Any) -> str:
@@ -48,6 +53,7 @@ class TestChecks:
             ({"THORN_CODECS": {"text/csv": "no_such_module:codec"}}, "thorn.E008", "text/csv"),
             ({"THORN_SUBSCRIBER_MODEL": "nope.Missing"}, "thorn.E009", "nope.Missing"),
             ({"THORN_DRF_PERMISSION_CLASSES": ["nope.Perm"]}, "thorn.E010", "nope.Perm"),
+            ({"THORN_DELIVERY_LOG": "no_such_module:Log"}, "thorn.E011", "no_such_module"),
         ],
     )
     def test_each_problem_has_its_id(
@@ -114,3 +120,108 @@ class TestMigrations:
         call_command(
             "makemigrations", "thorn_django", "testapp", "--check", "--dry-run", verbosity=0
         )
+
+
+class NeedsAPath(MemoryDeliveryLog):
+    """A delivery log that cannot be made without arguments."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+
+def _subscribers_of(event: str, sender: Any = None, **context: Any) -> list[str]:
+    return ["https://hooks.example.com/computed"]
+
+
+class TestStartupErrors:
+    """What used to fail when a model was saved is reported by ``manage.py check``."""
+
+    def test_urls_and_callables_in_one_list_pass(self) -> None:
+        """A THORN_SUBSCRIBERS list mixing URLs and callables (as in 1.x) passes."""
+        assert (
+            check_output(THORN_SUBSCRIBERS={"user.*": ["https://example.com/", _subscribers_of]})
+            == ""
+        )
+
+    def test_delivery_log_class_passes(self) -> None:
+        """THORN_DELIVERY_LOG given as a class is made into a log: no error."""
+        assert check_output(THORN_DELIVERY_LOG=MemoryDeliveryLog) == ""
+
+    @pytest.mark.parametrize(
+        ("value", "text"),
+        [
+            ("no_such_module:Log", "no_such_module"),
+            (NeedsAPath, "cannot be created without arguments"),
+            ("thorn_core.signing:hook_hmac", "is not a delivery log"),
+        ],
+    )
+    def test_bad_delivery_log(self, value: Any, text: str) -> None:
+        """A delivery log that cannot be loaded or made is E011, naming the problem."""
+        output = check_output(THORN_DELIVERY_LOG=value)
+        assert "(thorn.E011)" in output
+        assert text in output
+
+    def test_missing_site_id(self, settings: Any) -> None:
+        """Sites installed without SITE_ID is E012, naming the models whose refs need it."""
+        del settings.SITE_ID
+        output = check_output()
+        assert "(thorn.E012)" in output
+        assert "testapp.Article" in output
+        assert "testapp.Note" in output
+
+    def test_base_url_instead_of_site_id(self, settings: Any) -> None:
+        """With THORN_BASE_URL, refs do not need the current site: no E012."""
+        del settings.SITE_ID
+        assert check_output(THORN_BASE_URL="https://shop.example.com") == ""
+
+    @pytest.mark.parametrize("view_name", ["no-such-view", "nowhere:author-detail"])
+    def test_unknown_url_name(self, monkeypatch: pytest.MonkeyPatch, view_name: str) -> None:
+        """A model_reverser naming no URL pattern (or namespace) is E013, naming the event."""
+        event = Note.webhooks.events["on_create"]  # type: ignore[attr-defined]
+        monkeypatch.setattr(event, "reverse", model_reverser(view_name, pk="pk"))
+        output = check_output()
+        assert "(thorn.E013)" in output
+        assert f"testapp.Note.webhooks.on_create ('note.created') reverses '{view_name}'" in output
+
+    def test_namespaced_url_name_passes(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A namespaced URL name that exists passes."""
+        event = Note.webhooks.events["on_create"]  # type: ignore[attr-defined]
+        monkeypatch.setattr(event, "reverse", model_reverser("admin:index"))
+        assert check_output() == ""
+
+
+@pytest.mark.django_db
+class TestSaveTimeErrors:
+    """A save fails because of a webhook only when the event lets errors propagate."""
+
+    def test_misconfigured_settings_do_not_fail_a_save(
+        self, settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With propagate_errors=False, invalid settings are logged and the note is saved."""
+        monkeypatch.setattr(Note.webhooks.events["on_create"], "propagate_errors", False)  # type: ignore[attr-defined]
+        settings.THORN_SUBSCRIBERS = {"*": 42}
+        with caplog.at_level(logging.ERROR, logger="thorn_core.model_events"):
+            note = Note.objects.create(text="saved")
+
+        assert Note.objects.filter(pk=note.pk).exists()
+        assert "THORN_SUBSCRIBERS" in caplog.text
+
+    def test_misconfigured_settings_propagate_by_default(self, settings: Any) -> None:
+        """With propagate_errors=True (the default) the save raises the configuration error."""
+        settings.THORN_SUBSCRIBERS = {"*": 42}
+        with pytest.raises(ImproperlyConfigured, match="THORN_SUBSCRIBERS"):
+            Note.objects.create(text="not saved")
+
+    def test_unknown_url_name_does_not_fail_a_save(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With propagate_errors=False, a reverser naming no URL is logged; the save stands."""
+        event = Note.webhooks.events["on_create"]  # type: ignore[attr-defined]
+        monkeypatch.setattr(event, "propagate_errors", False)
+        monkeypatch.setattr(event, "reverse", model_reverser("no-such-view", pk="pk"))
+        with caplog.at_level(logging.ERROR, logger="thorn_core.model_events"):
+            note = Note.objects.create(text="saved")
+
+        assert Note.objects.filter(pk=note.pk).exists()
+        assert "NoReverseMatch" in caplog.text
