@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -9,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .codecs import JSON_CONTENT_TYPE
-from .exceptions import ImproperlyConfigured, InvalidSubscriber
+from .exceptions import ImproperlyConfigured, InvalidSubscriber, ThornError
 from .patterns import candidate_patterns, validate_pattern
 from .signing import DIGESTS, generate_secret, normalize_digest, standard_webhooks_key
 from .validators import display_url, parse_target
@@ -25,7 +26,10 @@ __all__ = [
     "sender_key",
     "subscriber_from_row",
     "subscribers_from",
+    "subscribers_from_rows",
 ]
+
+_logger = logging.getLogger(__name__)
 
 #: Namespace of the stable uuids given to static subscribers that name none.
 _STATIC_NAMESPACE = uuid.UUID("5b0f0a4e-4d0e-4c1b-9a57-3f0c8c1e7a11")
@@ -178,6 +182,25 @@ def subscriber_from_row(row: Any) -> Subscriber:
         content_type=row.content_type,
         active=bool(row.active),
     )
+
+
+def subscribers_from_rows(
+    rows: Iterable[Any], convert: Callable[[Any], Subscriber] = subscriber_from_row
+) -> list[Subscriber]:
+    """The subscribers of stored ``rows``; a row that is no valid subscriber (written
+    without validation: a malformed pattern or URL, an unknown digest, an unusable secret)
+    is skipped with a warning naming its uuid and the reason, so it never stops the
+    deliveries of the others. Adapters' sources use it.
+    """
+    found: list[Subscriber] = []
+    for row in rows:
+        try:
+            found.append(convert(row))
+        except (ThornError, ValueError, TypeError) as exc:
+            _logger.warning(
+                "Skipping stored subscriber %s: %s", getattr(row, "uuid", "(no uuid)"), exc
+            )
+    return found
 
 
 @runtime_checkable

@@ -8,8 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from thorn_core.exceptions import InvalidSubscriber
-from thorn_core.subscribers import Subscriber, subscriber_from_row
+from thorn_core.subscribers import Subscriber, subscriber_from_row, subscribers_from_rows
 
 __all__ = ["StoredSubscribers", "subscriber_from_model"]
 
@@ -29,7 +28,8 @@ class StoredSubscribers:
     """The subscriber source over ``THORN_SUBSCRIBER_MODEL`` (resolved on every call).
 
     Matching is one indexed query (see ``SubscriberQuerySet.matching``). A row that is not a
-    valid subscriber (written without ``full_clean()``) is logged and skipped.
+    valid subscriber (written without ``full_clean()``) is skipped with a warning naming it
+    and the reason (:func:`~thorn_core.subscribers.subscribers_from_rows`).
     """
 
     def matching(
@@ -39,13 +39,8 @@ class StoredSubscribers:
         from .conf import get_subscriber_model
 
         model = get_subscriber_model()
-        found: list[Subscriber] = []
-        for row in model._default_manager.matching(event, sender):  # type: ignore[attr-defined]
-            try:
-                found.append(subscriber_from_model(row))
-            except (InvalidSubscriber, ValueError) as exc:
-                logger.warning("Skipping stored subscriber %s: %s", row.uuid, exc)
-        return found
+        rows = model._default_manager.matching(event, sender)  # type: ignore[attr-defined]
+        return subscribers_from_rows(rows, subscriber_from_model)
 
     def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
         """Set ``active=False`` on the row of ``subscriber`` (after a 410 Gone)."""
@@ -60,7 +55,8 @@ class StoredSubscribers:
         return bool(updated)
 
     def get(self, uuid: Any) -> Subscriber | None:
-        """The stored subscriber with ``uuid`` (active or not), or None."""
+        """The stored subscriber with ``uuid`` (active or not), or None (also for a row that
+        is no valid subscriber, which is logged)."""
         from .conf import get_subscriber_model
 
         model = get_subscriber_model()
@@ -68,13 +64,8 @@ class StoredSubscribers:
             row = model._default_manager.filter(uuid=uuid).first()
         except ValidationError:  # not a UUID
             return None
-        if row is None:
-            return None
-        try:
-            return subscriber_from_model(row)
-        except (InvalidSubscriber, ValueError) as exc:
-            logger.warning("Stored subscriber %s is invalid: %s", row.uuid, exc)
-            return None
+        found = subscribers_from_rows([] if row is None else [row], subscriber_from_model)
+        return found[0] if found else None
 
     def reactivate(self, subscriber: Subscriber) -> bool:
         """Set ``active=True`` on the row of ``subscriber``; whether the row exists.

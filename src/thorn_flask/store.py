@@ -10,7 +10,7 @@ import attrs
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from thorn_core.subscribers import Subscriber, sender_key
+from thorn_core.subscribers import Subscriber, sender_key, subscribers_from_rows
 
 from .models import SubscriberMixin
 
@@ -34,10 +34,15 @@ class StoredSubscribers:
     def matching(
         self, event: str, sender: Any = None, context: Mapping[str, Any] | None = None
     ) -> list[Subscriber]:
-        """The active subscribers for ``event`` sent by ``sender``: one indexed query."""
+        """The active subscribers for ``event`` sent by ``sender``: one indexed query.
+
+        A row that is no valid subscriber (written bypassing the API's checks) is skipped
+        with a warning naming it and the reason
+        (:func:`~thorn_core.subscribers.subscribers_from_rows`).
+        """
         with self.sessions() as session:
             rows = session.scalars(self.model.matching(event, sender_key(sender)))
-            return [row.to_subscriber() for row in rows]
+            return subscribers_from_rows(rows, self.model.to_subscriber)
 
     def deactivate(self, subscriber: Subscriber, reason: str) -> bool:
         """Set ``active`` to false on the stored subscription (after a 410 Gone, or failing
@@ -63,11 +68,13 @@ class StoredSubscribers:
         return bool(getattr(result, "rowcount", 0))
 
     def get(self, key: Any) -> Subscriber | None:
-        """The subscription with this uuid, active or not; None when there is none."""
+        """The subscription with this uuid, active or not; None when there is none (or its
+        row is no valid subscriber, which is logged)."""
         try:
             wanted = key if isinstance(key, uuid.UUID) else uuid.UUID(str(key))
         except ValueError:
             return None
         with self.sessions() as session:
             row = session.scalars(select(self.model).where(self.model.uuid == wanted)).first()
-            return None if row is None else row.to_subscriber()
+            found = subscribers_from_rows([] if row is None else [row], self.model.to_subscriber)
+            return found[0] if found else None
