@@ -14,8 +14,9 @@ import thorn_core
 from thorn_core.exceptions import ImproperlyConfigured
 from thorn_core.receiver import WebhookReceiver
 from thorn_flask import Base, Subscriber, Thorn, get_state
+from thorn_flask.log import SQLAlchemyDeliveryLog
 
-from .app import LOOPBACK, Article, Subscription, db
+from .app import LOOPBACK, Article, Subscription, db, store_subscription
 
 
 class TestInitApp:
@@ -114,3 +115,58 @@ class TestTwoApps:
         assert [w.json() for w in receiver.received] == [{"app": first.name}]
         assert get_state(second).core.settings.event_timeout == 2.0
         assert get_state(first).core.settings.event_timeout == 3.0
+
+
+def _computed(event: str, sender: object = None, **context: object) -> list[str]:
+    return ["https://hooks.example.com/computed"]
+
+
+class TestStartUpErrors:
+    """Configuration errors fail ``init_app``, not the first save; 1.x forms are accepted."""
+
+    def test_invalid_subscribers_fail_init_app(self) -> None:
+        """A malformed THORN_SUBSCRIBERS fails init_app, naming the pattern."""
+        app = flask.Flask(__name__)
+        app.config["THORN_SUBSCRIBERS"] = {"user.*.created": "https://example.com/"}
+        with pytest.raises(ImproperlyConfigured, match=r"THORN_SUBSCRIBERS\['user\.\*\.created'\]"):
+            Thorn(app)
+
+    def test_urls_and_callables_in_one_list(self) -> None:
+        """A THORN_SUBSCRIBERS list mixing URLs and callables (as in 1.x) is accepted."""
+        app = flask.Flask(__name__)
+        app.config["THORN_SUBSCRIBERS"] = {"user.*": ["https://example.com/", _computed]}
+        Thorn(app)
+        core = get_state(app).core
+        assert [s.url for s in core.subscribers_for("user.created")] == [
+            "https://example.com/",
+            "https://hooks.example.com/computed",
+        ]
+
+    def test_bad_delivery_log_path_fails_init_app(self) -> None:
+        """A THORN_DELIVERY_LOG path that imports nothing fails init_app."""
+        app = flask.Flask(__name__)
+        app.config["THORN_DELIVERY_LOG"] = "no_such_module:Log"
+        with pytest.raises(ImproperlyConfigured, match="no_such_module"):
+            Thorn(app)
+
+    def test_delivery_log_class_is_bound_to_the_database(
+        self, make_app: Callable[..., flask.Flask]
+    ) -> None:
+        """THORN_DELIVERY_LOG given as the class itself is made and bound to the app's db."""
+        app = make_app({"THORN_DELIVERY_LOG": SQLAlchemyDeliveryLog})
+        state = get_state(app)
+        assert isinstance(state.delivery_log, SQLAlchemyDeliveryLog)
+        assert state.core.delivery_log is state.delivery_log
+        assert state.delivery_log.sessions is not None
+
+    def test_upper_case_digest_row_delivers(
+        self, make_app: Callable[..., flask.Flask], receiver: WebhookReceiver
+    ) -> None:
+        """A stored row with 'SHA512' (as 1.x wrote them) delivers, signed with SHA-512."""
+        app = make_app()
+        row = store_subscription(app, receiver.url("/hook"), "order.*", hmac_digest="SHA512")
+        with app.app_context():
+            result = thorn_core.Event("order.paid").send({"id": 1})
+
+        assert [d.ok for d in result.deliveries] == [True]
+        assert receiver.wait_for(1, 5.0)[0].hook_hmac_valid(row.hmac_secret, "sha512")
