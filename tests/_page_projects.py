@@ -15,9 +15,11 @@ A page marks what belongs to its project with a comment on the line before a fen
 
 Files belong to every flow of the page and are written where they stand on the page,
 between the commands around them. Commands run with this interpreter: ``python``,
-``flask`` (``python -m flask``) and ``django-admin`` (``python -m django``); ``export``
-sets variables for the commands after it; ``pip install`` is skipped (the test environment
-has the packages) and so is ``thorn listen``, whose place the test's own receiver takes.
+``flask``, ``celery`` (``python -m ...``) and ``django-admin`` (``python -m django``);
+``export`` sets variables for the commands after it; a command commented
+``# in another terminal`` keeps running in the background until :meth:`PageProject.stop`;
+``pip install`` is skipped (the test environment has the packages) and so is
+``thorn listen``, whose place the test's own receiver takes.
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ PROGRAMS = {
     "python": [sys.executable],
     "flask": [sys.executable, "-m", "flask"],
     "django-admin": [sys.executable, "-m", "django"],
+    "celery": [sys.executable, "-m", "celery"],
 }
+#: The comment of a command that keeps running (a worker) while the reader goes on.
+IN_ANOTHER_TERMINAL = "# in another terminal"
 #: Variables of the test run that would change how a reader's commands behave.
 _UNSET = ("DJANGO_SETTINGS_MODULE", "FLASK_APP", "FLASK_DEBUG", "PYTHONSTARTUP")
 
@@ -163,6 +168,8 @@ class PageProject:
     appended: Mapping[str, str] = attrs.field(factory=dict)
     #: The output (stdout and stderr) of each command run, by its line on the page.
     outputs: dict[str, str] = attrs.field(factory=dict, init=False)
+    #: The commands run "in another terminal", until :meth:`stop`.
+    background: list[subprocess.Popen[str]] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.env = {**{k: v for k, v in os.environ.items() if k not in _UNSET}, **self.env}
@@ -205,6 +212,19 @@ class PageProject:
             return None
         if argv[0] not in PROGRAMS:
             raise ValueError(f"{self.page.name}: no way to run {line!r}")
+        if IN_ANOTHER_TERMINAL in line:
+            self.background.append(
+                subprocess.Popen(  # noqa: S603 -- the page's own command, this interpreter
+                    [*PROGRAMS[argv[0]], *argv[1:]],
+                    cwd=self.directory,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
+            return None
         typed = os.devnull
         if stdin is not None:
             # A file, not a pipe: ``manage.py shell`` reads stdin only if it is ready at once.
@@ -223,6 +243,21 @@ class PageProject:
             )
         self.outputs[line] = done.stdout + done.stderr
         return done
+
+    def stop(self) -> list[str]:
+        """Stop the commands running in another terminal (SIGTERM, as Ctrl+C would, then
+        SIGKILL after 20 s); return what each printed."""
+        printed = []
+        for process in self.background:
+            process.terminate()
+            try:
+                out, _ = process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, _ = process.communicate()
+            printed.append(out)
+        self.background.clear()
+        return printed
 
     def _substitute(self, text: str) -> str:
         for old, new in self.replace.items():

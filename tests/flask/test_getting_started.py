@@ -4,7 +4,10 @@ its Flask-Migrate migrations, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,11 +75,11 @@ def tables(url: str) -> set[str]:
 
 
 class TestQuickstart:
-    """The page's blog, ``flask init-db``, ``flask thorn add`` and ``publish.py``."""
+    """The page's blog, ``flask init-db``, ``flask thorn add`` and ``flask publish``."""
 
     def test_page_flows_are_all_tested(self) -> None:
-        """The page's command flows are the two this module runs."""
-        assert flows(PAGE) == {"quickstart", "migrations"}
+        """The page's command flows are the three this module runs."""
+        assert flows(PAGE) == {"quickstart", "migrations", "celery"}
 
     def test_one_call_creates_every_table(self, quickstart: Run) -> None:
         """``flask init-db`` (``db.create_all()``) made the blog's table and Thorn's three."""
@@ -141,6 +144,42 @@ class TestMigrations:
         created = set(re.findall(r"op\.create_table\('(\w+)'", revision.read_text()))
         assert created == TABLES
         assert "No new upgrade operations detected" in outputs["flask --app wsgi db check"]
+
+
+def redis_or_skip() -> None:
+    """Skip when no Redis listens on 127.0.0.1:6379; fail instead when ``CI=true``."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at 127.0.0.1:6379 is unreachable on CI: {exc}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 is unreachable: {exc}")
+
+
+class TestWithCelery:
+    """The page's Flask + Celery module: the web app publishes, a real worker delivers."""
+
+    def test_worker_delivers_in_the_app_context(self, tmp_path: Path) -> None:
+        """``flask publish`` only publishes; the page's ``celery worker`` (Redis, its own
+        queue) delivers both article events, signed, with the blog's subscribers."""
+        pytest.importorskip("celery")
+        redis_or_skip()
+        receiver, replace = listening_receiver()
+        queue = f"blog-webhooks-{uuid.uuid4().hex[:8]}"
+        project = PageProject(PAGE, tmp_path, replace={**replace, "blog-webhooks": queue})
+        try:
+            outputs = project.run("celery")
+            received = receiver.wait_for(2, timeout=30)
+        finally:
+            printed = project.stop()
+            receiver.stop()
+
+        added = outputs["flask thorn add http://127.0.0.1:8765/webhooks --event 'article.*'"]
+        secret = re.search(r"Secret \(shown once\): (\S+)", added)
+        assert secret is not None, added
+        verified = [verify_request(w.headers, w.body, secret.group(1)) for w in received]
+        events = sorted(v.event for v in verified)  # two tasks, on two threads
+        assert events == ["article.created", "article.published"], printed
 
 
 class TestDeclareTables:
