@@ -76,3 +76,66 @@ class TestPingCommand:
         row = subscribe("article.created", "http://127.0.0.1:9/hook")
         with pytest.raises(CommandError, match="failed"):
             run("thorn_ping", str(row.uuid))
+
+
+class TestOwner:
+    """``--user`` names the owner by username or by id, for ``add`` and ``list``."""
+
+    def test_by_username_or_id(self, make_user: Callable[[str], Any]) -> None:
+        """A username and a user's id both name the owner; ``list --user`` takes either."""
+        alice, bob = make_user("alice"), make_user("bob")
+        run("thorn_subscribers", "add", "a.b", "https://example.com/a", "--user", "alice")
+        run("thorn_subscribers", "add", "a.b", "https://example.com/b", "--user", str(bob.pk))
+
+        owners = dict(Subscriber.objects.values_list("url", "user"))
+        by_id = run("thorn_subscribers", "list", "--user", str(alice.pk))
+
+        assert owners == {"https://example.com/a": alice.pk, "https://example.com/b": bob.pk}
+        assert "https://example.com/a  user=alice" in by_id
+        assert "https://example.com/b" not in by_id
+
+    def test_username_comes_first(self, make_user: Callable[[str], Any]) -> None:
+        """A username that looks like an id names that user, not the user with that id."""
+        first = make_user("first")
+        numbered = make_user(str(first.pk))
+
+        run("thorn_subscribers", "add", "a.b", "https://example.com/", "--user", str(first.pk))
+
+        assert Subscriber.objects.get().user == numbered
+
+    def test_unknown_user(self) -> None:
+        """An unknown user is refused before anything is stored."""
+        with pytest.raises(CommandError, match=r"--user: no user with the username or id 'x'"):
+            run("thorn_subscribers", "add", "a.b", "https://example.com/", "--user", "x")
+        assert not Subscriber.objects.exists()
+
+
+class TestMaskedPasswords:
+    """A password in a subscriber's URL is never printed: add, list, ping, failed ping."""
+
+    @pytest.mark.usefixtures("loopback")
+    def test_add_list_ping(self, receiver: WebhookReceiver) -> None:
+        """Every message shows ``***`` for the password; the delivery carries it."""
+        url = receiver.url("/hook").replace("http://", "http://ada:s3cret@")
+        masked = url.replace("s3cret", "***")
+
+        added = run("thorn_subscribers", "add", "user.*", url)
+        row = Subscriber.objects.get()
+        listed = run("thorn_subscribers", "list")
+        pinged = run("thorn_ping", str(row.uuid))
+
+        assert f"Added subscriber {row.uuid}: user.* -> {masked}" in added
+        assert f"{row.uuid}  user.*  {masked}  user=-  active" in listed
+        assert f"Delivered thorn.ping to {masked} (HTTP 200" in pinged
+        assert "s3cret" not in added + listed + pinged
+        assert receiver.wait_for(1)[0].headers["authorization"].startswith("Basic ")
+
+    def test_failed_ping(self, subscribe: Callable[..., Any]) -> None:
+        """The error of a failed ping masks the password too."""
+        row = subscribe("a.b", "http://ada:s3cret@127.0.0.1:9/hook")
+
+        with pytest.raises(CommandError) as refused:
+            run("thorn_ping", str(row.uuid))
+
+        assert "http://ada:***@127.0.0.1:9/hook" in str(refused.value)
+        assert "s3cret" not in str(refused.value)
