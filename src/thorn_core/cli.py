@@ -40,6 +40,7 @@ __all__ = [
     "main",
     "parse_event_name",
     "parse_interval",
+    "parse_json",
     "parse_limit",
     "parse_subscriber_id",
     "parse_time",
@@ -86,6 +87,22 @@ def parse_interval(value: object) -> float:
             f"{value!r} is not a number of seconds above 0 and at most {MAX_INTERVAL:g}"
         )
     return seconds
+
+
+def parse_json(text: str) -> Any:
+    """``text`` as a JSON document (a payload given on the command line or in a file).
+
+    Raises:
+        ValueError: it is not valid JSON, or nests too deeply to read.
+    """
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not valid JSON: it nests too deeply") from None
 
 
 def parse_limit(value: object) -> int:
@@ -319,12 +336,10 @@ def _check_forward(url: str) -> None:
 
 
 def _read_json(text: str, what: str) -> Any:
-    import json
-
     try:
-        return json.loads(text)
+        return parse_json(text)
     except ValueError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from None
+        raise click.BadParameter(str(exc), param_hint=what) from None
 
 
 # ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ check values at parse time with the core's messages, so a bad value is a usage e
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +19,7 @@ from django.db import DatabaseError, connections, router
 from thorn_core.cli import (
     parse_event_name,
     parse_interval,
+    parse_json,
     parse_limit,
     parse_subscriber_id,
     parse_time,
@@ -61,13 +61,6 @@ def _argument_type(name: str, parse: Callable[[str], _T]) -> Callable[[str], _T]
     return convert
 
 
-def _json_value(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise ValueError(f"not valid JSON: {exc}") from None
-
-
 #: A subscriber's uuid.
 subscriber_id = _argument_type("subscriber_id", parse_subscriber_id)
 #: An ISO 8601 date or time, aware (UTC when it has no offset).
@@ -75,7 +68,7 @@ iso_time = _argument_type("iso_time", parse_time)
 #: An event name (no wildcard).
 event_name = _argument_type("event_name", parse_event_name)
 #: A JSON document.
-json_value = _argument_type("json_value", _json_value)
+json_value = _argument_type("json_value", parse_json)
 #: The events a relay claims per batch: 1 to ``thorn_core.cli.MAX_LIMIT``.
 limit = _argument_type("limit", parse_limit)
 #: The seconds between two rounds of a relay loop: above 0, at most a day.

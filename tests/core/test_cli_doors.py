@@ -57,6 +57,12 @@ BAD: dict[str, list[Bad]] = {
         Bad("secret", ("user.created", "--url", URL, "--secret", "whsec_!!"), 2, ("--secret",)),
         Bad("data_text", ("user.created", "--url", URL, "--data", "{nope"), 2, ("--data",)),
         Bad(
+            "data_text",
+            ("user.created", "--url", URL, "--data", "[" * 100_000),
+            2,
+            ("--data", "nests too deeply"),
+        ),
+        Bad(
             "data_file",
             ("user.created", "--url", URL, "--data-file", "{latin1}"),
             2,

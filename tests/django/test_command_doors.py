@@ -47,6 +47,7 @@ BAD: dict[str, list[Bad]] = {
         Bad("event", (UNKNOWN, "--event", "a..b"), 2, ("--event", "empty segment")),
         Bad("event", (UNKNOWN, "--event", "a.*"), 2, ("--event", "wildcard")),
         Bad("data", (UNKNOWN, "--data", "{nope"), 2, ("--data", "not valid JSON")),
+        Bad("data", (UNKNOWN, "--data", "[" * 100_000), 2, ("--data", "nests too deeply")),
     ],
     "thorn_prune": [
         Bad("before", ("--before", "last week"), 2, ("--before", "not an ISO 8601")),
