@@ -22,7 +22,6 @@ from thorn_core.validators import allow_cidr_network, block_internal_ips, ensure
 from thorn_core.verification import VerifiedWebhook
 from thorn_flask import (
     DeliveryAttempt,
-    OutboxEvent,
     SubscriberMixin,
     Thorn,
     create_blueprint,
@@ -105,13 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(f"sqlite:///{Path(tmp) / 'blog.db'}")
         with app.app_context():
-            db.create_all()
-            # Thorn's delivery log and outbox tables (in production: an Alembic migration).
-            tables = [
-                DeliveryAttempt.metadata.tables[m.__tablename__]
-                for m in (DeliveryAttempt, OutboxEvent)
-            ]
-            DeliveryAttempt.metadata.create_all(db.engine, tables=tables)
+            db.create_all()  # the app's tables and Thorn's (in production: a migration)
             subscriber = Subscriber(event="article.*", url=url)
             db.session.add(subscriber)
             db.session.commit()
