@@ -15,6 +15,7 @@ from .exceptions import (
     DeliveryTimeout,
     InvalidURL,
     RecipientRefused,
+    ResolutionTimeout,
 )
 from .log import CREDENTIAL_HEADERS
 from .subscribers import Subscriber
@@ -133,7 +134,8 @@ def deliver(
     """Validate the recipient, POST the request (following up to ``max_redirects`` validated
     hops), and record what happened.
 
-    The whole attempt, redirects included, has ``request.timeout`` seconds. Never raises for
+    The whole attempt, resolving and redirects included, has ``request.timeout`` seconds
+    (a resolution still running then is a retryable timeout). Never raises for
     a delivery problem: refusal, timeout, connection error and non-2xx answers are recorded
     on the returned :class:`Delivery`. With ``recipients``, approvals come from that cache
     (and its resolver) while fresh.
@@ -157,11 +159,23 @@ def deliver(
         )
 
     while True:
+        # Resolving the host counts against the deadline: a resolver that hangs cannot
+        # hold the delivery past it (a timed-out resolution is a retryable timeout).
+        remaining = max(deadline - time.monotonic(), 0.001)
         try:
             if recipients is not None:
-                recipient = recipients.validate(url, checks)
+                recipient = recipients.validate(url, checks, timeout=remaining)
             else:
-                recipient = validate_recipient(url, checks, resolver=resolver)
+                recipient = validate_recipient(url, checks, resolver=resolver, timeout=remaining)
+        except ResolutionTimeout as exc:
+            return outcome(
+                ok=False,
+                error=str(exc),
+                attempts=attempt,
+                retryable=True,
+                timed_out=True,
+                exception=exc,
+            )
         except (RecipientRefused, InvalidURL) as exc:
             made = attempt if hops else attempt - 1
             return outcome(ok=False, error=str(exc), attempts=made, exception=exc)

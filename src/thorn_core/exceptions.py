@@ -73,6 +73,10 @@ class DeliveryTimeout(ThornError):
     """A delivery attempt ran past its timeout."""
 
 
+class ResolutionTimeout(DeliveryTimeout):
+    """A subscriber's host name did not resolve before the delivery's deadline."""
+
+
 class DeliveryConnectionError(ThornError):
     """A delivery attempt could not connect, or the connection broke before an answer."""
 

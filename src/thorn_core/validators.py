@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import (
@@ -20,10 +22,16 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from thorn_core.exceptions import ImproperlyConfigured, InvalidURL, RecipientRefused
+from thorn_core.exceptions import (
+    ImproperlyConfigured,
+    InvalidURL,
+    RecipientRefused,
+    ResolutionTimeout,
+)
 
 __all__ = [
     "DEFAULT_PORTS",
+    "RESOLVER_THREADS",
     "AddressValidator",
     "AllowCIDRNetwork",
     "AllowValidator",
@@ -51,6 +59,7 @@ __all__ = [
     "internal_address_reason",
     "load_validators",
     "parse_target",
+    "resolve_within",
     "system_resolver",
     "validate_recipient",
     "validator_from_spec",
@@ -662,6 +671,69 @@ def system_resolver(host: str, port: int) -> tuple[IPAddress, ...]:
     return _addresses(infos)
 
 
+#: Resolutions that may run at once in resolver threads (see :func:`resolve_within`).
+RESOLVER_THREADS = 16
+_resolver_slots = threading.BoundedSemaphore(RESOLVER_THREADS)
+
+
+def _new_resolver_slots() -> None:
+    """A forked child starts with every slot free (its parent's resolver threads are gone)."""
+    global _resolver_slots
+    _resolver_slots = threading.BoundedSemaphore(RESOLVER_THREADS)
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - every POSIX Python has it
+    os.register_at_fork(after_in_child=_new_resolver_slots)
+
+
+def resolve_within(
+    resolver: Resolver, host: str, port: int, timeout: float
+) -> tuple[IPAddress, ...]:
+    """``resolver(host, port)``, waited for at most ``timeout`` seconds.
+
+    ``getaddrinfo`` cannot be cancelled, so the resolver runs in a daemon thread and the
+    caller stops waiting at the deadline; a resolver that hangs keeps only its thread. At
+    most :data:`RESOLVER_THREADS` resolutions run at once: when that many hang, the next
+    ones wait for a free slot within their own timeout, so hung resolvers cannot pile up
+    threads without bound.
+
+    Raises:
+        ResolutionTimeout: no answer within ``timeout`` seconds.
+        RecipientRefused, OSError, UnicodeError: as the resolver raises them.
+    """
+    deadline = time.monotonic() + timeout
+    slots = _resolver_slots
+    if not slots.acquire(timeout=max(timeout, 0.0)):
+        raise ResolutionTimeout(
+            f"cannot resolve {host!r} within {timeout:.3g} s: "
+            f"{RESOLVER_THREADS} resolutions are already waiting for the resolver"
+        )
+    done = threading.Event()
+    outcome: list[tuple[IPAddress, ...] | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(tuple(resolver(host, port)))
+        except BaseException as exc:  # handed to the waiting caller
+            outcome.append(exc)
+        finally:
+            slots.release()
+            done.set()
+
+    thread = threading.Thread(target=run, name="thorn-resolver", daemon=True)
+    try:
+        thread.start()
+    except BaseException:
+        slots.release()
+        raise
+    if not done.wait(max(deadline - time.monotonic(), 0.0)):
+        raise ResolutionTimeout(f"cannot resolve {host!r} within {timeout:.3g} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 @attrs.frozen
 class ValidatedRecipient:
     """A URL that passed validation, and the addresses checked (connect only to these).
@@ -673,7 +745,9 @@ class ValidatedRecipient:
     addresses: tuple[IPAddress, ...]
 
 
-def _resolve(target: Target, resolver: Resolver) -> tuple[IPAddress, ...]:
+def _resolve(
+    target: Target, resolver: Resolver, timeout: float | None = None
+) -> tuple[IPAddress, ...]:
     try:
         literal = ip_address(target.host)
     except ValueError:
@@ -682,8 +756,11 @@ def _resolve(target: Target, resolver: Resolver) -> tuple[IPAddress, ...]:
         return (literal,)
     port = target.port if target.port is not None else 0
     try:
-        resolved = tuple(resolver(target.host, port))
-    except RecipientRefused:
+        if timeout is None:
+            resolved = tuple(resolver(target.host, port))
+        else:
+            resolved = resolve_within(resolver, target.host, port, timeout)
+    except (RecipientRefused, ResolutionTimeout):
         raise
     except (OSError, UnicodeError) as exc:
         raise RecipientRefused(f"cannot resolve {target.host!r}: {exc}") from None
@@ -750,18 +827,20 @@ class RecipientCache:
         self.resolver = resolver
         self._entries: dict[tuple[str, ValidatorSet], tuple[float, ValidatedRecipient]] = {}
 
-    def validate(self, url: str, validators: ValidatorSet) -> ValidatedRecipient:
+    def validate(
+        self, url: str, validators: ValidatorSet, *, timeout: float | None = None
+    ) -> ValidatedRecipient:
         """Like :func:`validate_recipient`, answered from the cache while fresh.
 
         Raises:
-            InvalidURL, RecipientRefused: as :func:`validate_recipient`.
+            InvalidURL, RecipientRefused, ResolutionTimeout: as :func:`validate_recipient`.
         """
         key = (url, validators)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
-        recipient = validate_recipient(url, validators, resolver=self.resolver)
+        recipient = validate_recipient(url, validators, resolver=self.resolver, timeout=timeout)
         if self.ttl > 0:
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
@@ -778,17 +857,20 @@ def validate_recipient(
     validators: ValidatorSet | Sequence[RecipientValidator],
     *,
     resolver: Resolver = system_resolver,
+    timeout: float | None = None,
 ) -> ValidatedRecipient:
     """Check ``url`` against ``validators`` before any connection is made.
 
     Order: parse the URL; run URL validators; then, if any address validator is
     configured, resolve the host and check every address (each must pass unless an
-    `AllowValidator` exempts it). IP-literal hosts are not sent to the resolver.
+    `AllowValidator` exempts it). IP-literal hosts are not sent to the resolver. With
+    ``timeout``, resolution may take that many seconds at most (:func:`resolve_within`).
 
     Raises:
         InvalidURL: ``url`` is malformed.
         RecipientRefused: a validator refused the URL or an address, or the host does
             not resolve; the message names the URL and the reason.
+        ResolutionTimeout: the host did not resolve within ``timeout``.
     """
     target = parse_target(url)
     shown = display_url(url)
@@ -803,9 +885,11 @@ def validate_recipient(
     if not address_checks:
         return ValidatedRecipient(target=target, addresses=())
     try:
-        addresses = _resolve(target, resolver)
+        addresses = _resolve(target, resolver, timeout)
     except RecipientRefused as exc:
         raise RecipientRefused(f"{shown} refused: {exc}") from None
+    except ResolutionTimeout as exc:
+        raise ResolutionTimeout(f"{shown}: {exc}") from None
     for ip in addresses:
         if any(allow.allows(ip) for allow in allow_checks):
             continue
