@@ -13,7 +13,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from .exceptions import InvalidPattern, InvalidURL, RecipientRefused, ThornError
+from .exceptions import (
+    InvalidPattern,
+    InvalidURL,
+    RecipientRefused,
+    ResolutionTimeout,
+    ThornError,
+)
 from .log import parse_since
 from .patterns import validate_pattern
 from .subscribers import digest_problem, secret_problem
@@ -177,8 +183,9 @@ def check_subscription(
                 ]
     if "url" in good:
         try:
-            app.recipients.validate(good["url"], app.validators)
-        except (InvalidURL, RecipientRefused) as exc:
+            # Bounded like a delivery: a hanging resolver cannot hold the request.
+            app.recipients.validate(good["url"], app.validators, timeout=app.settings.event_timeout)
+        except (InvalidURL, RecipientRefused, ResolutionTimeout) as exc:
             errors["url"] = [str(exc)]
     if "content_type" in good and good["content_type"] not in app.codecs:
         errors["content_type"] = [

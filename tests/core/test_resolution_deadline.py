@@ -16,6 +16,7 @@ import pytest
 from thorn_core import Event, RecipientRefused, RetryPolicy, Subscriber, Thorn
 from thorn_core.exceptions import ResolutionTimeout
 from thorn_core.receiver import WebhookReceiver
+from thorn_core.subscriptions import check_subscription
 from thorn_core.validators import RESOLVER_THREADS, IPAddress, resolve_within
 
 #: The deadline of the deliveries here, and how late an answer may come back at most.
@@ -162,3 +163,22 @@ class TestResolveWithin:
                 time.sleep(0.01)
         else:
             pytest.fail("the resolver slots were not given back")
+
+
+class TestSubscriptionCheck:
+    """Checking a new subscription's URL (the REST APIs, the CLIs) is bounded too."""
+
+    def test_hanging_resolver_is_a_field_error(
+        self, make_app: Callable[..., Thorn], hang: Hang
+    ) -> None:
+        """The check answers by THORN_EVENT_TIMEOUT with a message for the url field."""
+        app = make_app({"THORN_EVENT_TIMEOUT": DEADLINE}, resolver=hang)
+        data = {"event": "a.*", "url": "https://hooks.example.test/in"}
+        errors, took = timed(lambda: check_subscription(app, data))
+        assert took < DEADLINE + SLACK
+        assert errors == {
+            "url": [
+                "https://hooks.example.test/in: cannot resolve 'hooks.example.test' within "
+                f"{DEADLINE:.3g} s"
+            ]
+        }
