@@ -20,7 +20,13 @@ from thorn_core.verification import verify_request
 from thorn_flask import DeliveryAttempt, OutboxEvent, Subscriber
 from thorn_flask.models import declare_tables
 
-from .._page_projects import PageProject, flows, listening_receiver, postgres_database
+from .._page_projects import (
+    PageProject,
+    code_blocks,
+    flows,
+    listening_receiver,
+    postgres_database,
+)
 
 PAGE = Path(__file__).parents[2] / "docs" / "flask.md"
 #: Every table the blog needs: its own and Thorn's.
@@ -218,3 +224,47 @@ class TestDeclareTables:
         """Something that is not a mapped class raises TypeError naming it."""
         with pytest.raises(TypeError, match="is not a mapped class with a table"):
             declare_tables(sqlalchemy.MetaData(), dict)
+
+
+def hand_written_revisions() -> list[str]:
+    """The page's Alembic revisions written by hand (``def upgrade(): ...`` blocks)."""
+    return [b.code for b in code_blocks(PAGE.read_text()) if b.code.startswith("def upgrade():")]
+
+
+class TestHandWrittenRevisions:
+    """The revisions the page shows for writing by hand make the tables the models describe."""
+
+    def test_page_has_them(self) -> None:
+        """The subscriber table's revision and the log and outbox tables' revision."""
+        assert len(hand_written_revisions()) == 2
+
+    @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+    def test_upgrade_matches_the_models(self, tmp_path: Path, backend: str) -> None:
+        """After both ``upgrade()``, Alembic finds no difference between the database and
+        Thorn's models (tables, columns, types, nullability, indexes)."""
+        pytest.importorskip("alembic", reason="the test extra installs flask-migrate")
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+        from alembic.operations import Operations
+
+        metadata = sqlalchemy.MetaData()
+        declare_tables(metadata, Subscriber, DeliveryAttempt, OutboxEvent)
+        with contextlib.ExitStack() as stack:
+            url = f"sqlite:///{tmp_path / 'hand.db'}"
+            if backend == "postgresql":
+                name = stack.enter_context(postgres_database())
+                url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+            engine = sqlalchemy.create_engine(url)
+            stack.callback(engine.dispose)
+            with engine.begin() as connection:
+                namespace = {
+                    "op": Operations(MigrationContext.configure(connection)),
+                    "sa": sqlalchemy,
+                }
+                for code in hand_written_revisions():
+                    exec(code, namespace)  # noqa: S102 - the documentation's own revision
+                    namespace["upgrade"]()
+
+                diffs = compare_metadata(MigrationContext.configure(connection), metadata)
+
+        assert diffs == []
