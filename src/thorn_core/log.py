@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from .validators import display_url
+from .validators import MASK, display_url
 
 if TYPE_CHECKING:
     from .delivery import Delivery
@@ -84,7 +84,7 @@ def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     Signatures (``Hook-HMAC``, ``webhook-signature``) are shown: they prove one body, and
     the receiver saw them anyway.
     """
-    return {k: "***" if k.lower() in CREDENTIAL_HEADERS else v for k, v in headers.items()}
+    return {k: MASK if k.lower() in CREDENTIAL_HEADERS else v for k, v in headers.items()}
 
 
 @attrs.frozen(kw_only=True)

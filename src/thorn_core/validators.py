@@ -31,6 +31,7 @@ from thorn_core.exceptions import (
 
 __all__ = [
     "DEFAULT_PORTS",
+    "MASK",
     "RESOLVER_THREADS",
     "AddressValidator",
     "AllowCIDRNetwork",
@@ -173,8 +174,8 @@ def parse_target(url: object) -> Target:
     return Target(scheme=scheme, host=host, port=port, url=url)
 
 
-#: What a masked secret is shown as.
-_MASK = "***"
+#: What a masked credential is shown as, wherever Thorn shows one.
+MASK = "***"
 #: The end of a URL's authority (RFC 3986): its path, query or fragment begins.
 _AUTHORITY_END = re.compile(r"[/?#]")
 #: A query parameter carries a secret when its lower-cased name ends in token, secret,
@@ -188,7 +189,7 @@ _SECRET_PARAM = re.compile(
 def _masked_param(param: str) -> str:
     name, eq, _ = param.partition("=")
     if eq and _SECRET_PARAM.search(name.lower()):
-        return f"{name}={_MASK}"
+        return f"{name}={MASK}"
     return param
 
 
@@ -208,7 +209,7 @@ def display_url(url: str) -> str:
     userinfo, at, hostport = authority.rpartition("@")
     if at:
         user, colon, _ = userinfo.partition(":")
-        authority = f"{user}:{_MASK}@{hostport}" if colon else f"{_MASK}@{hostport}"
+        authority = f"{user}:{MASK}@{hostport}" if colon else f"{MASK}@{hostport}"
     before, question, query = tail.partition("?")
     if question:
         query, hash_, fragment = query.partition("#")

@@ -27,17 +27,15 @@ from thorn_core.log import masked_headers
 from thorn_core.ping import ping
 from thorn_core.redelivery import RedeliveryError, redeliver, redeliver_failed
 from thorn_core.subscriptions import check_subscription
-from thorn_core.validators import display_url
+from thorn_core.validators import MASK, display_url
 
 from ._cli import outcome
-from .conf import get_app
+from .conf import get_app, get_subscriber_model
 from .models import DeliveryAttempt, OutboxEvent, Subscriber
 from .source import subscriber_from_model
 
 __all__ = ["DeliveryAttemptAdmin", "OutboxEventAdmin", "SubscriberAdmin", "SubscriberAdminForm"]
 
-#: What a masked secret is shown as (the core's ``display_url`` masks with the same).
-MASK = "***"
 #: The fields of a subscription the core checks (``check_subscription``).
 _CHECKED_FIELDS = ("event", "url", "content_type", "hmac_secret", "hmac_digest")
 
@@ -337,9 +335,10 @@ class DeliveryAttemptAdmin(_ReadOnly):
         return format_html("<pre>{}</pre>", bytes(obj.body or b"").decode("utf-8", "replace"))
 
     def has_redeliver_permission(self, request: HttpRequest) -> bool:
-        """Redelivering sends to a subscription: it needs the right to change subscribers."""
-        codename = f"{Subscriber._meta.app_label}.change_{Subscriber._meta.model_name}"
-        return bool(request.user.has_perm(codename))
+        """Redelivering sends to a subscription: it needs the right to change subscribers
+        (of ``THORN_SUBSCRIBER_MODEL`` when set)."""
+        opts = get_subscriber_model()._meta
+        return bool(request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"))
 
     def _redeliver(self, request: HttpRequest, delivery_id: str) -> None:
         """Send one delivery again and say how it went."""
