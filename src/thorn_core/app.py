@@ -189,7 +189,10 @@ class Thorn:
             self.set_current()
 
     def configure(self, settings: Mapping[str, Any] | Settings | None) -> None:
-        """Apply new settings (as on Django's ``setting_changed``); the dispatcher is rebuilt."""
+        """Apply new settings (as on Django's ``setting_changed``); the dispatcher is rebuilt.
+
+        The delivery log is rebuilt only when ``THORN_DELIVERY_LOG`` changes.
+        """
         new = settings if isinstance(settings, Settings) else Settings.from_mapping(settings)
         dispatcher_factory = resolve(new.dispatcher)
         # A dispatcher class may check its configuration now rather than at the first event.
@@ -204,7 +207,14 @@ class Thorn:
             else load_validators(new.recipient_validators)
         )
         static = StaticSubscribers.from_setting(new.subscribers)
-        delivery_log = _load_log(new.delivery_log)
+        previous: Settings | None = getattr(self, "settings", None)
+        if previous is not None and new.delivery_log == previous.delivery_log:
+            # THORN_DELIVERY_LOG is unchanged: keep the log in use, which may be one an
+            # adapter installed (the Flask extension's, in the app's database), and what
+            # an in-memory log holds.
+            delivery_log = self.delivery_log
+        else:
+            delivery_log = _load_log(new.delivery_log)
         old = self._dispatcher
         self.settings = new
         self._dispatcher_factory: DispatcherFactory = dispatcher_factory
