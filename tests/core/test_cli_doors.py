@@ -8,28 +8,17 @@ command or an option added without an entry fails :class:`TestEveryDoorIsWalked`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
-import click
 import pytest
 
 from thorn_core.cli import main
 
+from .._doors import Bad, case_ids, cases, valued_params
 from .test_cli import assert_user_error, run
 
 #: A receiver address nothing listens on; no case gets as far as sending to it.
 URL = "http://127.0.0.1:9/hooks"
 SECRET = "whsec_" + "ZGVtby1jcm0tc2VjcmV0LTAxMjM0NTY3ODk="
-
-
-class Bad(NamedTuple):
-    """One bad invocation: the parameter it is about, the arguments (``{name}`` stands for a
-    file of :func:`files`), the exit code and the words the error line must hold."""
-
-    param: str
-    args: tuple[str, ...]
-    exit_code: int
-    words: tuple[str, ...]
 
 
 #: Bad input for every command of ``thorn``, by command name.
@@ -159,19 +148,6 @@ def files(tmp_path: Path) -> dict[str, str]:
     return {**{name: str(path) for name, path in paths.items()}, "missing": str(tmp_path / "no")}
 
 
-def _cases() -> list[tuple[str, Bad]]:
-    return [(command, case) for command, cases in BAD.items() for case in cases]
-
-
-def _valued_params(command: click.Command) -> set[str]:
-    """The parameters of ``command`` that take a value (flags take none)."""
-    return {
-        param.name
-        for param in command.params
-        if param.name is not None and not (isinstance(param, click.Option) and param.is_flag)
-    }
-
-
 class TestEveryDoorIsWalked:
     """The table covers the command line as it is: every command, every option."""
 
@@ -183,7 +159,7 @@ class TestEveryDoorIsWalked:
     def test_every_option_has_bad_values(self, name: str) -> None:
         """Every parameter that takes a value has at least one bad value in the table."""
         walked = {case.param for case in BAD[name]}
-        assert _valued_params(main.commands[name]) <= walked
+        assert valued_params(main.commands[name]) <= walked
 
 
 class TestBadInput:
@@ -191,8 +167,8 @@ class TestBadInput:
 
     @pytest.mark.parametrize(
         ("command", "case"),
-        _cases(),
-        ids=[f"{command}-{case.param}-{case.args[-1][:20]}" for command, case in _cases()],
+        cases(BAD),
+        ids=case_ids(BAD),
     )
     def test_refused_in_one_line(self, command: str, case: Bad, files: dict[str, str]) -> None:
         """The command exits with the case's code and one ``Error:`` line naming the problem."""

@@ -14,7 +14,6 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from django.core.management import execute_from_command_line, get_commands, load_command_class
@@ -22,21 +21,13 @@ from django.core.management.base import BaseCommand
 
 from thorn_django.models import Subscriber
 
+from .._doors import Bad, case_ids, cases
+
 #: A subscriber id that no subscriber has.
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
 #: A URL the recipient validators accept (``example.com`` resolves to a public address here).
 URL = "https://example.com/hooks"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Bad(NamedTuple):
-    """One bad invocation: the option it is about (argparse's ``dest``), the arguments, the
-    exit code and the words the error line must hold."""
-
-    param: str
-    args: tuple[str, ...]
-    exit_code: int
-    words: tuple[str, ...]
 
 
 #: Bad input for every command and subcommand, by ``manage.py`` words.
@@ -152,10 +143,6 @@ def assert_refused(exit_code: object, out: str, err: str, expected: int, *words:
         assert word in errors[0], errors[0]
 
 
-def _cases() -> list[tuple[str, Bad]]:
-    return [(words, case) for words, cases in BAD.items() for case in cases]
-
-
 class TestEveryDoorIsWalked:
     """The tables cover the commands as Django finds them: every command, every option."""
 
@@ -181,8 +168,8 @@ class TestBadInput:
 
     @pytest.mark.parametrize(
         ("words", "case"),
-        _cases(),
-        ids=[f"{words}-{case.param}-{' '.join(case.args)[-20:]}" for words, case in _cases()],
+        cases(BAD),
+        ids=case_ids(BAD),
     )
     def test_refused_in_one_line(
         self, capsys: pytest.CaptureFixture[str], words: str, case: Bad

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
-import click
 import flask
 import pytest
 import sqlalchemy
@@ -22,21 +20,12 @@ from sqlalchemy.orm import sessionmaker
 from thorn_flask import Thorn, get_state
 from thorn_flask.cli import thorn_cli
 
+from .._doors import Bad, case_ids, cases, valued_params
 from ..core.test_cli import assert_user_error
 from .app import LOOPBACK, Subscription, db
 
 #: A subscriber id that no subscriber has.
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
-
-
-class Bad(NamedTuple):
-    """One bad invocation: the parameter it is about, the arguments, the exit code and the
-    words the error line must hold."""
-
-    param: str
-    args: tuple[str, ...]
-    exit_code: int
-    words: tuple[str, ...]
 
 
 #: Bad input for every command of ``flask thorn``, by command name.
@@ -130,19 +119,6 @@ def invoke(app: flask.Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=["thorn", *args])
 
 
-def _cases() -> list[tuple[str, Bad]]:
-    return [(command, case) for command, cases in BAD.items() for case in cases]
-
-
-def _valued_params(command: click.Command) -> set[str]:
-    """The parameters of ``command`` that take a value (flags take none)."""
-    return {
-        param.name
-        for param in command.params
-        if param.name is not None and not (isinstance(param, click.Option) and param.is_flag)
-    }
-
-
 @pytest.fixture
 def tableless(tmp_path: Path) -> Iterator[Callable[[], flask.Flask]]:
     """Make apps with Thorn (outbox on) on a new SQLite database that has no tables yet."""
@@ -179,7 +155,7 @@ class TestEveryDoorIsWalked:
     def test_every_option_has_bad_values(self, name: str) -> None:
         """Every parameter that takes a value has at least one bad value in the table."""
         walked = {case.param for case in BAD[name]}
-        assert _valued_params(thorn_cli.commands[name]) <= walked
+        assert valued_params(thorn_cli.commands[name]) <= walked
 
 
 class TestBadInput:
@@ -187,8 +163,8 @@ class TestBadInput:
 
     @pytest.mark.parametrize(
         ("command", "case"),
-        _cases(),
-        ids=[f"{command}-{case.param}-{' '.join(case.args)[-20:]}" for command, case in _cases()],
+        cases(BAD),
+        ids=case_ids(BAD),
     )
     def test_refused_in_one_line(
         self, make_app: Callable[..., flask.Flask], command: str, case: Bad
