@@ -104,6 +104,13 @@ class TestGettingStarted:
 
         assert [tuple(row) for row in rows] == [("order.created", True), ("order.paid", True)]
 
+    def test_the_page_test_passes(self, quickstart: Run) -> None:
+        """The test the page shows passes under pytest-django, with its loopback fixture and
+        Thorn's ``webhook_receiver``."""
+        ran = quickstart.outputs["python -m pytest --ds=mysite.settings shop/tests.py"]
+
+        assert re.search(r"\b1 passed\b", ran), ran
+
     def test_the_port_rule_refuses_other_ports(self, quickstart: Run) -> None:
         """With the page's development validators, a local URL on another port than the
         receiver's is refused by ``thorn_subscribers add``, with the port rule's reason."""
