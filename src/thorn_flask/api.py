@@ -171,12 +171,13 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
 
     @blueprint.before_request
     def authenticate() -> Answer | None:
-        if get_state().user_id() is None:
-            return {"detail": NOT_AUTHENTICATED}, 401
+        """Refuse a body over the limit (413) before anything reads it, then nobody (401)."""
         limit = _limit()
         flask.request.max_content_length = limit  # bodies without a Content-Length too
         if (flask.request.content_length or 0) > limit:
             return {"detail": body_too_large(limit)}, 413
+        if get_state().user_id() is None:
+            return {"detail": NOT_AUTHENTICATED}, 401
         return None
 
     @blueprint.errorhandler(RequestEntityTooLarge)

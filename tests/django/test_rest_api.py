@@ -8,6 +8,7 @@ import html
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.urls import reverse
@@ -332,6 +333,17 @@ class TestBodies:
         answer = client.post(LIST, {"event": "a.*", "url": HOOK, "pad": "x" * 100}, format="json")
         assert answer.status_code == 413
         assert "at most 100 bytes" in answer.json()["detail"]
+
+    def test_a_large_form_of_a_session_is_a_json_413(self, alice: Any, settings: Any) -> None:
+        """With session login and CSRF checks, a form over the limit is refused before the
+        CSRF check reads it (Django would answer its HTML 400)."""
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+        browser = APIClient(enforce_csrf_checks=True)
+        assert browser.login(username="alice", password="pw")
+        body = urlencode({"event": "a.*", "url": HOOK, "pad": "x" * 100})
+        answer = browser.post(LIST, body, content_type="application/x-www-form-urlencoded")
+        assert answer.status_code == 413
+        assert answer.json() == {"detail": "Request body too large: send at most 100 bytes."}
 
     @pytest.mark.parametrize(
         ("body", "kind"), [("[]", "array"), ("null", "null"), ('"x"', "string"), ("7", "number")]

@@ -107,11 +107,12 @@ class _Owned:
             raise NotFound() from None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        """Authenticate and check permissions, then refuse a body over the limit (413)."""
-        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        """Refuse a body over the limit (413) before anything reads it (the CSRF check of
+        session authentication reads forms), then authenticate and check permissions."""
         limit = request_body_limit()
         if _content_length(request) > limit:
             raise BodyTooLarge(body_too_large(limit))
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
     def get_view_description(self, html: bool = False) -> str:
         """The docstring, its wrapped lines joined into paragraphs."""
