@@ -1,7 +1,8 @@
-"""``manage.py`` on an SQLite database without tables, for the commands' missing-table tests.
+"""``manage.py`` on an SQLite file of a test's own, for the commands' database-error tests.
 
 ``python -m tests.django._empty_database PATH COMMAND ARGS...`` runs a management command with
-the test project's settings, ``PATH`` as the database and loopback receivers allowed.
+the test project's settings, ``PATH`` as the database (a new file has no tables) and
+loopback receivers allowed.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ for every option that takes a value, so a command or an option added without an 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -183,28 +184,46 @@ class TestBadInput:
         assert not Subscriber.objects.exists()
 
 
+def manage(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py ARGS`` in a process of its own on the SQLite file ``database``."""
+    return subprocess.run(  # noqa: S603 - our own test script
+        [sys.executable, "-m", "tests.django._empty_database", str(database), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class TestMissingTables:
-    """On a database without Thorn's tables, every command says to run ``migrate``."""
+    """On a database without Thorn's tables, every command says to run ``migrate``; other
+    database errors are one line too."""
 
     @pytest.mark.parametrize("words", sorted(GOOD))
     def test_no_tables(self, tmp_path: Path, words: str) -> None:
         """One ``CommandError`` line naming the tables and ``migrate``, exit 1, no traceback."""
         args, expected = GOOD[words]
 
-        process = subprocess.run(  # noqa: S603 - our own test script
-            [
-                sys.executable,
-                "-m",
-                "tests.django._empty_database",
-                str(tmp_path / "empty.sqlite3"),
-                *words.split(),
-                *args,
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        process = manage(tmp_path / "empty.sqlite3", *words.split(), *args)
 
         assert_refused(process.returncode, process.stdout, process.stderr, 1, *expected)
+
+    def test_other_database_error(self, tmp_path: Path) -> None:
+        """A column the database lacks (a migration not applied) is one ``database error``."""
+        path = tmp_path / "drifted.sqlite3"
+        migrated = manage(path, "migrate", "--verbosity", "0")
+        assert migrated.returncode == 0, migrated.stderr
+        with sqlite3.connect(path) as connection:
+            connection.execute("ALTER TABLE thorn_django_subscriber DROP COLUMN content_type")
+        connection.close()
+
+        process = manage(path, "thorn_subscribers", "list")
+
+        assert_refused(
+            process.returncode,
+            process.stdout,
+            process.stderr,
+            1,
+            "database error: no such column: thorn_django_subscriber.content_type",
+        )

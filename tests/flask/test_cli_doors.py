@@ -180,7 +180,8 @@ class TestBadInput:
 
 
 class TestMissingTables:
-    """A database without Thorn's tables is named, with the call that creates them."""
+    """A database without Thorn's tables is named, with the call that creates them; other
+    database errors are one line too."""
 
     @pytest.mark.parametrize("command", sorted(GOOD))
     def test_no_tables(self, tableless: Callable[[], flask.Flask], command: str) -> None:
@@ -192,6 +193,20 @@ class TestMissingTables:
             1,
             "the tables thorn_subscriber, thorn_delivery_attempt, thorn_outbox do not exist yet: "
             "create them with db.create_all(), or a migration",
+        )
+
+    def test_other_database_error(self, tableless: Callable[[], flask.Flask]) -> None:
+        """A column the table lacks (a migration not applied) is one ``database error`` line."""
+        app = tableless()
+        with app.app_context():
+            db.create_all()
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql("ALTER TABLE thorn_subscriber DROP COLUMN content_type")
+
+        result = invoke(app, "list")
+
+        assert_user_error(
+            result, 1, "database error: no such column: thorn_subscriber.content_type"
         )
 
     def test_plain_sqlalchemy(self, tmp_path: Path) -> None:
