@@ -25,7 +25,6 @@ from thorn_core.cli import (
     parse_time,
 )
 from thorn_core.exceptions import ThornError
-from thorn_core.log import parse_since
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -40,7 +39,6 @@ __all__ = [
     "json_value",
     "limit",
     "outcome",
-    "parse_since",
     "subscriber_id",
 ]
 
@@ -99,7 +97,7 @@ def _missing_tables() -> list[str]:
     return missing
 
 
-def database_problem(exc: DatabaseError) -> str:
+def _database_problem(exc: DatabaseError) -> str:
     """One line about a database error: the tables to create with ``migrate``, or the
     driver's first line."""
     try:
@@ -124,7 +122,7 @@ class ThornCommand(BaseCommand):
         except ThornError as exc:
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:
-            raise CommandError(database_problem(exc)) from None
+            raise CommandError(_database_problem(exc)) from None
 
 
 def outcome(delivery: Delivery) -> str:
