@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime
 import io
+import shlex
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -345,3 +347,53 @@ class TestDoors:
         assert error is not None
         assert "has no event, user_id, hmac_secret, hmac_digest, content_type column(s)" in error
         assert snapshot() == []
+
+
+PAGE = Path(__file__).parents[2] / "docs" / "migrating.md"
+#: The page's commands this test runs: the others create tables, open a shell or name a
+#: uuid of the reader's.
+RUN = ("check", "thorn_import_v1", "thorn_subscribers")
+
+
+def page_commands() -> list[list[str]]:
+    """The ``$ python manage.py ...`` lines of docs/migrating.md that this test runs."""
+    commands = []
+    for line in PAGE.read_text().splitlines():
+        words = shlex.split(line.strip().removeprefix("$ ")) if "$ python manage.py" in line else []
+        if words[2:3] and words[2] in RUN:
+            commands.append(words[2:])
+    return commands
+
+
+class TestMigratingPage:
+    """docs/migrating.md's steps, run as written against a 1.x table."""
+
+    def test_the_page_names_the_commands(self) -> None:
+        """The page runs check, a dry run, the import and its rerun, then lists."""
+        assert [c[0] for c in page_commands()] == [
+            "check",
+            "thorn_import_v1",
+            "thorn_import_v1",
+            "thorn_import_v1",
+            "thorn_subscribers",
+        ]
+        assert page_commands()[1] == ["thorn_import_v1", "--dry-run"]
+
+    def test_the_steps_run_as_written(
+        self, open_loopback: WebhookReceiver, users: list[Any]
+    ) -> None:
+        """Each command succeeds on a clean 1.x table; afterwards every row is stored."""
+        table = write_v1_table("webhooks_subscriber", open_loopback, users)
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM webhooks_subscriber WHERE url NOT LIKE '%%/hooks/%%'")
+        outputs = []
+        for command in page_commands():
+            out = io.StringIO()
+            call_command(*command, stdout=out)
+            outputs.append(out.getvalue())
+
+        assert "would be imported" in outputs[1]
+        assert f"{GOOD_ROWS} imported" in outputs[2]
+        assert f"0 imported, 0 imported inactive, {GOOD_ROWS} imported before" in outputs[3]
+        assert {s.uuid for s in Subscriber.objects.all()} == {row["uuid"] for row in table.good}
+        assert all(str(row["uuid"]) in outputs[4] for row in table.good)
