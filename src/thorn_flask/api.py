@@ -1,5 +1,5 @@
 """The subscription REST API as a blueprint: users manage their own subscriptions in JSON,
-read their delivery attempts, redeliver failed ones and re-enable a deactivated subscription."""
+read their delivery attempts, redeliver failed ones, ping and re-enable a subscription."""
 
 from __future__ import annotations
 
