@@ -297,9 +297,10 @@ class Settings:
         validator=_base_url,
         metadata={
             "doc": (
-                "Scheme and host (`https://shop.example.com`) that adapters join a relative "
-                "`ref` path to; None: Django uses the Sites framework, Flask `url_for` with "
-                "`_external=True`."
+                "Scheme and host (`https://shop.example.com`, optionally a path) that a "
+                "relative `ref` of a model event is joined to, with any binding; None: the "
+                "binding makes it absolute (Django: the Sites framework; Flask: the "
+                "request's host, else `SERVER_NAME`)."
             )
         },
     )
