@@ -393,6 +393,14 @@ class TestBrowsableApi:
         }
         assert client.post(LIST, prefilled, format="json").status_code == 201
 
+    def test_the_raw_data_form_offers_an_allowed_event(
+        self, client: APIClient, settings: Any
+    ) -> None:
+        """With ``THORN_EVENT_CHOICES`` the form starts from the first choice, not ``*``."""
+        settings.THORN_EVENT_CHOICES = ["order.paid", "order.refunded"]
+        page = self.page(client, LIST)
+        assert html.escape('"event": "order.paid"', quote=True) in page
+
     def test_the_html_form_creates_too(self, client: APIClient) -> None:
         """The browsable API's HTML form (strings, a checkbox) is converted, then checked."""
         answer = client.post(LIST, {"event": "a.*", "url": HOOK, "active": "true"})
