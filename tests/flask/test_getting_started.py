@@ -220,6 +220,37 @@ class TestDeclareTables:
 
         assert held is own
 
+    def test_init_app_declares_them_on_the_subscriber_bind(self, tmp_path: Path) -> None:
+        """With a subscriber model on a bind key, ``init_app`` puts Thorn's tables in that
+        bind's metadata, and ``db.create_all()`` creates them in that bind's database."""
+        from flask import Flask
+        from flask_sqlalchemy import SQLAlchemy
+
+        from thorn_flask import SubscriberMixin, Thorn
+
+        db = SQLAlchemy()
+
+        class Hook(SubscriberMixin, db.Model):
+            __bind_key__ = "hooks"
+
+        app = Flask(__name__)
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'app.db'}"
+        app.config["SQLALCHEMY_BINDS"] = {"hooks": f"sqlite:///{tmp_path / 'hooks.db'}"}
+        db.init_app(app)
+        Thorn(app, db=db, model=Hook, current_user=lambda: None)
+        with app.app_context():
+            db.create_all()
+            engines = {key: db.engines[key] for key in (None, "hooks")}
+            created = {key: tables(str(engine.url)) for key, engine in engines.items()}
+            db.session.remove()
+            for engine in engines.values():
+                engine.dispose()
+
+        assert created == {
+            None: set(),
+            "hooks": {"thorn_subscriber", "thorn_delivery_attempt", "thorn_outbox"},
+        }
+
     def test_a_class_without_a_table_is_refused(self) -> None:
         """Something that is not a mapped class raises TypeError naming it."""
         with pytest.raises(TypeError, match="is not a mapped class with a table"):
