@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .app import Thorn
 
 __all__ = [
+    "COMPARED_FIELDS",
     "V1_COLUMNS",
     "V1_REQUIRED_COLUMNS",
     "V1_TABLE",
@@ -71,8 +72,8 @@ _LIMITS = {
     "hmac_digest": MAX_DIGEST_LENGTH,
     "content_type": MAX_CONTENT_TYPE_LENGTH,
 }
-#: Fields compared with an existing subscription of the same uuid.
-_COMPARED = ("event", "url", "user", "hmac_secret", "hmac_digest", "content_type", "active")
+#: The fields of a planned subscription compared with an existing one of the same uuid.
+COMPARED_FIELDS = ("event", "url", "user", "hmac_secret", "hmac_digest", "content_type", "active")
 
 
 class LegacyOptionError(ThornError, TypeError):
@@ -232,7 +233,7 @@ def differences(planned: Mapping[str, Any], existing: Mapping[str, Any]) -> list
     """The fields of a planned row that an existing subscription of the same uuid holds
     otherwise (ids compared as text, so ``7 == '7'``)."""
     changed = []
-    for name in _COMPARED:
+    for name in COMPARED_FIELDS:
         mine, theirs = planned.get(name), existing.get(name)
         if mine != theirs and (mine is None or theirs is None or str(mine) != str(theirs)):
             changed.append(name)

@@ -18,23 +18,21 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from thorn_core.v1 import V1_TABLE, V1Row, differences, missing_columns, plan_v1_row
+from thorn_core.v1 import (
+    COMPARED_FIELDS,
+    V1_TABLE,
+    V1Row,
+    differences,
+    missing_columns,
+    plan_v1_row,
+)
 from thorn_core.validators import display_url
 
 from ..._cli import ThornCommand
 from ...conf import get_app, get_subscriber_model
 
-#: The columns of the subscriber model compared with a planned row (``user`` is ``user_id``).
-_STORED = (
-    "uuid",
-    "event",
-    "url",
-    "user_id",
-    "hmac_secret",
-    "hmac_digest",
-    "content_type",
-    "active",
-)
+#: The columns of the subscriber model read to compare with a planned row.
+_STORED = ("uuid", *("user_id" if name == "user" else name for name in COMPARED_FIELDS))
 
 
 class Command(ThornCommand):
