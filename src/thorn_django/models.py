@@ -13,7 +13,7 @@ from django.utils.timezone import now
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.patterns import candidate_patterns
-from thorn_core.signing import DIGESTS, generate_secret
+from thorn_core.signing import DIGESTS, generate_secret, normalize_digest
 from thorn_core.subscribers import sender_key
 from thorn_core.subscriptions import (
     MAX_CONTENT_TYPE_LENGTH,
@@ -126,6 +126,12 @@ class AbstractSubscriber(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} -> {display_url(self.url)}"
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        """Spell the digest as Thorn does (``'SHA512'`` -> ``'sha512'``, as 1.x stored them)
+        before the fields, and its choices, are checked."""
+        self.hmac_digest = normalize_digest(self.hmac_digest) or self.hmac_digest
+        super().clean_fields(exclude)
 
     def clean(self) -> None:
         """Refuse what delivery would refuse: a malformed pattern, a hostile URL, a bad type."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import NoReverseMatch, reverse
 
 from thorn_core.receiver import WebhookReceiver
@@ -73,3 +74,17 @@ class TestStoredDigestCase:
 
         (received,) = receiver.wait_for(1, WAIT)
         assert received.hook_hmac_valid(row.hmac_secret, "sha512")
+
+    def test_full_clean_accepts_any_case(self) -> None:
+        """full_clean() (the admin's check) takes 'SHA256' and stores 'sha256'."""
+        row = Subscriber(event="article.created", url="https://example.com/hook")
+        row.hmac_digest = "SHA256"
+        row.full_clean()
+        assert row.hmac_digest == "sha256"
+
+    def test_full_clean_refuses_an_unknown_digest(self) -> None:
+        """An unsupported digest in any case is still refused, under hmac_digest."""
+        row = Subscriber(event="article.created", url="https://example.com/hook", hmac_digest="MD5")
+        with pytest.raises(ValidationError) as caught:
+            row.full_clean()
+        assert "hmac_digest" in caught.value.message_dict
