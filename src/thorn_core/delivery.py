@@ -158,6 +158,17 @@ def deliver(
             **fields,
         )
 
+    def timed_out(exc: DeliveryTimeout) -> Delivery:
+        """Past the deadline (resolving, or waiting for the answer): worth another attempt."""
+        return outcome(
+            ok=False,
+            error=str(exc),
+            attempts=attempt,
+            retryable=True,
+            timed_out=True,
+            exception=exc,
+        )
+
     while True:
         # Resolving the host counts against the deadline: a resolver that hangs cannot
         # hold the delivery past it (a timed-out resolution is a retryable timeout).
@@ -168,14 +179,7 @@ def deliver(
             else:
                 recipient = validate_recipient(url, checks, resolver=resolver, timeout=remaining)
         except ResolutionTimeout as exc:
-            return outcome(
-                ok=False,
-                error=str(exc),
-                attempts=attempt,
-                retryable=True,
-                timed_out=True,
-                exception=exc,
-            )
+            return timed_out(exc)
         except (RecipientRefused, InvalidURL) as exc:
             made = attempt if hops else attempt - 1
             return outcome(ok=False, error=str(exc), attempts=made, exception=exc)
@@ -204,14 +208,7 @@ def deliver(
                 addresses=recipient.addresses,
             )
         except DeliveryTimeout as exc:
-            return outcome(
-                ok=False,
-                error=str(exc),
-                attempts=attempt,
-                retryable=True,
-                timed_out=True,
-                exception=exc,
-            )
+            return timed_out(exc)
         except DeliveryConnectionError as exc:
             return outcome(
                 ok=False, error=str(exc), attempts=attempt, retryable=True, exception=exc

@@ -38,6 +38,25 @@ def returned() -> Iterator[dict[str, list[Any]]]:
     task_postrun.disconnect(record)
 
 
+@pytest.fixture
+def run_prune(
+    run_worker: Callable[..., Any],
+    celery_app: Celery,
+    queue: str,
+    returned: dict[str, list[Any]],
+) -> Callable[[], Any]:
+    """Run ``thorn.prune_delivery_log`` once on an in-process worker; return its answer."""
+
+    def run() -> Any:
+        with run_worker():
+            celery_app.send_task(PRUNE_TASK, queue=queue)
+            wait_until(lambda: PRUNE_TASK in returned, what="the prune task")
+        (answer,) = returned[PRUNE_TASK]
+        return answer
+
+    return run
+
+
 def attempt(delivery_id: str, *, ok: bool, age: float) -> AttemptRecord:
     """An attempt made ``age`` seconds ago."""
     return AttemptRecord(
@@ -92,12 +111,7 @@ class TestPruneTask:
     the outbox, and returns the counts."""
 
     def test_prunes_old_attempts(
-        self,
-        make_thorn: Callable[..., Thorn],
-        run_worker: Callable[..., Any],
-        celery_app: Celery,
-        queue: str,
-        returned: dict[str, list[Any]],
+        self, make_thorn: Callable[..., Thorn], run_prune: Callable[[], Any]
     ) -> None:
         """Attempts past the retention go, except the latest of a failed delivery."""
         log = MemoryDeliveryLog()
@@ -105,22 +119,13 @@ class TestPruneTask:
         log.record(attempt("old-ok", ok=True, age=7200))
         log.record(attempt("old-failed", ok=False, age=7200))
         log.record(attempt("recent", ok=True, age=60))
-        with run_worker():
-            celery_app.send_task(PRUNE_TASK, queue=queue)
-            wait_until(lambda: PRUNE_TASK in returned, what="the prune task")
-        assert returned[PRUNE_TASK] == [{"attempts": 1, "outbox_events": 0}]
+        assert run_prune() == {"attempts": 1, "outbox_events": 0}
         assert log.latest("old-ok") is None
         assert log.latest("old-failed") is not None
         assert log.latest("recent") is not None
 
     def test_prunes_dispatched_outbox_events(
-        self,
-        make_thorn: Callable[..., Thorn],
-        run_worker: Callable[..., Any],
-        celery_app: Celery,
-        queue: str,
-        returned: dict[str, list[Any]],
-        tmp_path: Path,
+        self, make_thorn: Callable[..., Thorn], run_prune: Callable[[], Any], tmp_path: Path
     ) -> None:
         """Outbox events dispatched before the retention go; recent and waiting ones stay."""
         engine = create_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
@@ -140,10 +145,7 @@ class TestPruneTask:
                         done_at=None if age is None else now - datetime.timedelta(seconds=age),
                     )
                 )
-        with run_worker():
-            celery_app.send_task(PRUNE_TASK, queue=queue)
-            wait_until(lambda: PRUNE_TASK in returned, what="the prune task")
-        assert returned[PRUNE_TASK] == [{"attempts": 0, "outbox_events": 1}]
+        assert run_prune() == {"attempts": 0, "outbox_events": 1}
         with sessions() as session:
             left = session.scalars(select(OutboxEvent.message)).all()
         assert sorted(m["event"] for m in left) == ["old.waiting", "recent.done"]

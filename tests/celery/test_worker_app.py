@@ -67,6 +67,14 @@ def settings(celery_app: Celery, queue: str) -> dict[str, Any]:
     }
 
 
+def publish(celery_app: Celery, queue: str, receiver: WebhookReceiver, data: Any) -> None:
+    """Send ``a.b`` to ``receiver`` from a publisher that is not the current app (a web
+    process), leaving this process without a configured app."""
+    with Thorn(settings(celery_app, queue), set_as_current=False) as publisher:
+        subscriber = Subscriber(url=receiver.url(), event="a.*")
+        publisher.event("a.b").send(data, subscribers=[subscriber])
+
+
 class TestWorkerWithoutApp:
     """A worker task that finds no configured Thorn app fails loudly and runs again later."""
 
@@ -81,17 +89,15 @@ class TestWorkerWithoutApp:
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         """The task is retried (not acknowledged as done) and delivered once an app exists."""
-        with Thorn(settings(celery_app, queue), set_as_current=False) as publisher:
-            subscriber = Subscriber(url=receiver.url(), event="a.*")
-            publisher.event("a.b").send({"n": 1}, subscribers=[subscriber])
-            with (
-                caplog.at_level(logging.ERROR, logger="thorn_core.dispatchers.celery"),
-                run_worker(),
-            ):
-                wait_until(lambda: len(retried) >= 2, what="two retries of the task")
-                assert receiver.received == []
-                with Thorn(settings(celery_app, queue)):  # the worker is configured now
-                    receiver.wait_for(1, WAIT)
+        publish(celery_app, queue, receiver, {"n": 1})
+        with (
+            caplog.at_level(logging.ERROR, logger="thorn_core.dispatchers.celery"),
+            run_worker(),
+        ):
+            wait_until(lambda: len(retried) >= 2, what="two retries of the task")
+            assert receiver.received == []
+            with Thorn(settings(celery_app, queue)):  # the worker is configured now
+                receiver.wait_for(1, WAIT)
         assert f"The Celery task {DISPATCH_TASK} needs a configured Thorn app" in retried[0]
         assert "THORN_CELERY_APP" in caplog.text
         assert "app.app_context()" in caplog.text
@@ -111,11 +117,9 @@ class TestWorkerWithoutApp:
         """A default app that current_app() built on its own does not count as configured."""
         implicit = thorn_core.current_app()
         assert implicit.settings.dispatcher == "default"
-        with Thorn(settings(celery_app, queue), set_as_current=False) as publisher:
-            subscriber = Subscriber(url=receiver.url(), event="a.*")
-            publisher.event("a.b").send({"n": 1}, subscribers=[subscriber])
-            with run_worker():
-                wait_until(lambda: len(retried) >= 1, what="a retry of the task")
+        publish(celery_app, queue, receiver, {"n": 1})
+        with run_worker():
+            wait_until(lambda: len(retried) >= 1, what="a retry of the task")
         assert receiver.received == []
         assert thorn_core.app._current is implicit
 
