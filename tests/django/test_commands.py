@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from thorn_core.receiver import WebhookReceiver
+from thorn_django import get_app
 from thorn_django.models import Subscriber
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +72,18 @@ class TestPingCommand:
         assert (webhook.path, webhook.json()) == ("/ping", {"id": 1})
         assert webhook.hook_hmac_valid(row.hmac_secret)
 
+    @pytest.mark.usefixtures("loopback")
+    def test_redeliver(self, subscribe: Callable[..., Any], flaky: WebhookReceiver) -> None:
+        """A redelivery that fails again names the URL with its password masked."""
+        url = flaky.url("/hook").replace("http://", "http://ada:s3cret@")
+        row = subscribe("order.*", url)
+        get_app().event("order.paid").send({"id": 1})
+
+        output = run("thorn_redeliver", "--subscriber", str(row.uuid))
+
+        assert f"failed ({url.replace('s3cret', '***')} answered 503)" in output
+        assert "s3cret" not in output
+
     def test_failed_ping(self, subscribe: Callable[..., Any]) -> None:
         """A delivery that fails (here: refused loopback) makes the command fail."""
         row = subscribe("article.created", "http://127.0.0.1:9/hook")
@@ -129,6 +142,18 @@ class TestMaskedPasswords:
         assert f"Delivered thorn.ping to {masked} (HTTP 200" in pinged
         assert "s3cret" not in added + listed + pinged
         assert receiver.wait_for(1)[0].headers["authorization"].startswith("Basic ")
+
+    @pytest.mark.usefixtures("loopback")
+    def test_redeliver(self, subscribe: Callable[..., Any], flaky: WebhookReceiver) -> None:
+        """A redelivery that fails again names the URL with its password masked."""
+        url = flaky.url("/hook").replace("http://", "http://ada:s3cret@")
+        row = subscribe("order.*", url)
+        get_app().event("order.paid").send({"id": 1})
+
+        output = run("thorn_redeliver", "--subscriber", str(row.uuid))
+
+        assert f"failed ({url.replace('s3cret', '***')} answered 503)" in output
+        assert "s3cret" not in output
 
     def test_failed_ping(self, subscribe: Callable[..., Any]) -> None:
         """The error of a failed ping masks the password too."""
