@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import flask
@@ -166,3 +166,19 @@ class TestMaskedPasswords:
         assert f"Delivered thorn.ping to {masked}: HTTP 200" in pinged.output
         assert "s3cret" not in added.output + listed.output + pinged.output
         assert receiver.wait_for(1)[0].headers["authorization"].startswith("Basic ")
+
+    def test_redeliver(
+        self, app: flask.Flask, make_receiver: Callable[..., WebhookReceiver]
+    ) -> None:
+        """A redelivery that fails again names the URL with its password masked."""
+        down = make_receiver(lambda _request: (503, b"down"))
+        url = down.url("/hook").replace("http://", "http://ada:s3cret@")
+        key = add(app, url, "--event", "order.*")
+        with app.app_context():
+            get_state(app).core.event("order.paid").send({"id": 1})
+
+        result = app.test_cli_runner().invoke(args=["thorn", "redeliver", "--subscriber", key])
+
+        assert result.exit_code == 1, result.output
+        assert f"failed: {url.replace('s3cret', '***')} answered 503" in result.output
+        assert "s3cret" not in result.output
