@@ -23,7 +23,7 @@ from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
 from thorn_core.exceptions import ThornError
 from thorn_core.log import retention_cutoff
-from thorn_core.outbox import drain
+from thorn_core.outbox import drain, prune
 from thorn_core.ping import PING_EVENT, ping
 from thorn_core.redelivery import redeliver, redeliver_failed
 from thorn_core.subscriptions import SubscriptionInvalid, ensure_subscription
@@ -293,11 +293,10 @@ def prune_command(before: datetime.datetime | None) -> None:
     outbox events."""
     state = get_state()
     cutoff = before or retention_cutoff(state.core.settings.delivery_log_retention)
-    removed = state.core.delivery_log.prune(cutoff)
-    click.echo(f"Removed {removed} delivery attempts from before {cutoff.isoformat()}")
+    pruned = prune(state.core, cutoff)
+    click.echo(f"Removed {pruned.attempts} delivery attempts from before {cutoff.isoformat()}")
     if state.outbox is not None:
-        relayed = state.outbox.prune(cutoff)
-        click.echo(f"Removed {relayed} relayed outbox events")
+        click.echo(f"Removed {pruned.outbox_events} relayed outbox events")
 
 
 @thorn_cli.command("relay")

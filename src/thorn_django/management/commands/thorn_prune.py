@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from thorn_core.log import retention_cutoff
+from thorn_core.outbox import PrunableOutbox, prune
 
 from ..._cli import ThornCommand, iso_time
 from ...conf import get_app
@@ -29,11 +30,9 @@ class Command(ThornCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         app = get_app()
         before = options["before"] or retention_cutoff(app.settings.delivery_log_retention)
-        attempts = app.delivery_log.prune(before)
+        pruned = prune(app, before)
         self.stdout.write(
-            f"Removed {attempts} delivery attempts older than {before:%Y-%m-%d %H:%M:%S %Z}"
+            f"Removed {pruned.attempts} delivery attempts older than {before:%Y-%m-%d %H:%M:%S %Z}"
         )
-        prune_outbox = getattr(app.outbox, "prune", None)
-        if prune_outbox is not None:
-            events = prune_outbox(before)
-            self.stdout.write(f"Removed {events} relayed outbox events")
+        if isinstance(app.outbox, PrunableOutbox):
+            self.stdout.write(f"Removed {pruned.outbox_events} relayed outbox events")
