@@ -150,8 +150,8 @@ class Settings:
         validator=_optional_mapping,
         metadata={
             "doc": (
-                "Static subscribers: pattern -> URL, list of URLs, dict, list of dicts, or "
-                "callable `(event, sender=None, **context)`."
+                "Static subscribers: pattern -> URL, dict, callable "
+                "`(event, sender=None, **context)`, or a list mixing them."
             )
         },
     )
@@ -245,9 +245,9 @@ class Settings:
         default=None,
         metadata={
             "doc": (
-                "Where every delivery attempt is recorded: a `DeliveryLog` object or "
-                '`"module:Class"` (the adapters provide database-backed ones); None keeps an '
-                "in-memory log in each process."
+                "Where every delivery attempt is recorded: a `DeliveryLog` object, a class made "
+                'with no arguments, or `"module:Class"` (the adapters provide database-backed '
+                "ones); None keeps an in-memory log in each process."
             )
         },
     )
