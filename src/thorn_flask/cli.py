@@ -128,6 +128,8 @@ def _owner(state: ThornState, user: str | None) -> Any:
         key = model.owner_value(user)
     except (TypeError, ValueError) as exc:
         raise click.BadParameter(f"{user!r} is not a user id: {exc}", param_hint="--user") from None
+    if isinstance(key, int) and not -(2**63) <= key < 2**63:
+        raise click.BadParameter(f"{user!r} is not a user id: out of range", param_hint="--user")
     length = getattr(column.type, "length", None)
     if isinstance(key, str) and length is not None and len(key) > length:
         raise click.BadParameter(

@@ -133,8 +133,12 @@ class TestOwner:
 
     @pytest.mark.parametrize(
         ("user", "words"),
-        [("3", "no user '3' (account.id)"), ("ada", "'ada' is not a user id")],
-        ids=["unknown", "not-an-int"],
+        [
+            ("3", "no user '3' (account.id)"),
+            ("ada", "'ada' is not a user id"),
+            ("9" * 30, "is not a user id: out of range"),
+        ],
+        ids=["unknown", "not-an-int", "too-large"],
     )
     def test_unknown_owner(self, owners_app: flask.Flask, user: str, words: str) -> None:
         """An id that names no account, or is not an id at all, is refused; nothing is stored."""
