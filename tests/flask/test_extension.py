@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 import thorn_core
+from thorn_core import model_reverser
 from thorn_core.exceptions import ImproperlyConfigured
 from thorn_core.receiver import WebhookReceiver
 from thorn_flask import Base, Subscriber, Thorn, get_state
@@ -170,3 +172,21 @@ class TestStartUpErrors:
 
         assert [d.ok for d in result.deliveries] == [True]
         assert receiver.wait_for(1, 5.0)[0].hook_hmac_valid(row.hmac_secret, "sha512")
+
+    def test_unknown_endpoint_does_not_fail_a_commit(
+        self,
+        make_app: Callable[..., flask.Flask],
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A reverser naming no endpoint is logged when the event does not propagate errors;
+        the row is committed."""
+        event = Article.webhooks.events["on_create"]  # type: ignore[attr-defined]
+        monkeypatch.setattr(event, "reverse", model_reverser("no_such_endpoint", id="id"))
+        monkeypatch.setattr(event, "propagate_errors", False)
+        app = make_app()
+        with app.app_context(), caplog.at_level(logging.ERROR, logger="thorn_core.model_events"):
+            db.session.add(Article(title="kept"))
+            db.session.commit()
+            assert db.session.query(Article).filter_by(title="kept").count() == 1
+        assert "no_such_endpoint" in caplog.text
