@@ -1,8 +1,9 @@
 """The ``thorn`` command line: ``demo``, ``listen``, ``send`` and ``verify``.
 
 Its parameter types (:data:`SUBSCRIBER_ID`, :data:`ISO_TIME`, :data:`EVENT_NAME`,
-:data:`INTERVAL`) check values at parse time with the core's messages; ``flask thorn`` uses
-them, and ``manage.py thorn_*`` wraps the same ``parse_*`` functions as argparse types.
+:data:`SECONDS`, :data:`TOLERANCE`, :data:`LIMIT`) check values at parse time with the core's
+messages; ``flask thorn`` uses them, and ``manage.py thorn_*`` wraps the same ``parse_*``
+functions as argparse types.
 """
 
 from __future__ import annotations
@@ -31,19 +32,21 @@ else:
 
 __all__ = [
     "EVENT_NAME",
-    "INTERVAL",
     "ISO_TIME",
     "LIMIT",
-    "MAX_INTERVAL",
     "MAX_LIMIT",
+    "MAX_SECONDS",
+    "SECONDS",
     "SUBSCRIBER_ID",
+    "TOLERANCE",
     "main",
     "parse_event_name",
-    "parse_interval",
     "parse_json",
     "parse_limit",
+    "parse_seconds",
     "parse_subscriber_id",
     "parse_time",
+    "parse_tolerance",
     "read_text",
 ]
 
@@ -52,8 +55,8 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
-#: The longest pause between two rounds of a relay loop (``--interval``), in seconds.
-MAX_INTERVAL = 86400.0
+#: The longest duration an option takes (``--timeout``, ``--interval``), in seconds: a day.
+MAX_SECONDS = 86400.0
 #: The most events a relay claims in one batch (``--limit``).
 MAX_LIMIT = 10_000
 
@@ -72,20 +75,38 @@ def parse_subscriber_id(value: object) -> uuid.UUID:
         raise ValueError(f"{value!r} is not a subscriber id (a UUID)") from None
 
 
-def parse_interval(value: object) -> float:
-    """``value`` as the seconds between two relay rounds: above 0, at most a day.
+def _number(value: object) -> float:
+    """``value`` as a float; NaN when it is not a number (every range check refuses NaN)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def parse_seconds(value: object) -> float:
+    """``value`` as a duration: seconds above 0 and at most :data:`MAX_SECONDS` (a day), as
+    ``--timeout`` and ``--interval`` take.
 
     Raises:
         ValueError: it is not such a number (``nan`` and ``inf`` are not).
     """
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not 0 < seconds <= MAX_INTERVAL:
+    seconds = _number(value)
+    if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(
-            f"{value!r} is not a number of seconds above 0 and at most {MAX_INTERVAL:g}"
+            f"{value!r} is not a number of seconds above 0 and at most {MAX_SECONDS:g}"
         )
+    return seconds
+
+
+def parse_tolerance(value: object) -> float:
+    """``value`` as the seconds a timestamp may be off: 0 or more, finite.
+
+    Raises:
+        ValueError: it is not such a number (``nan`` and ``inf`` are not).
+    """
+    seconds = _number(value)
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{value!r} is not a number of seconds, 0 or more")
     return seconds
 
 
@@ -167,8 +188,10 @@ SUBSCRIBER_ID = _Parsed("uuid", parse_subscriber_id)
 ISO_TIME = _Parsed("iso-time", parse_time)
 #: An event name argument or option.
 EVENT_NAME = _Parsed("event", parse_event_name)
-#: The seconds between two rounds of a relay loop.
-INTERVAL = _Parsed("seconds", parse_interval)
+#: A duration in seconds (``--timeout``, ``--interval``): above 0, at most a day.
+SECONDS = _Parsed("seconds", parse_seconds)
+#: The seconds a timestamp may be off (``--tolerance``): 0 or more.
+TOLERANCE = _Parsed("seconds", parse_tolerance)
 #: The events a relay claims per batch.
 LIMIT = _Parsed("count", parse_limit)
 
@@ -315,8 +338,8 @@ _TOLERANCE = click.option(
     "--tolerance",
     default=300.0,
     show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds the webhook-timestamp may be off.",
+    type=TOLERANCE,
+    help="Seconds the webhook-timestamp may be off (0 or more).",
 )
 
 
@@ -449,7 +472,7 @@ class _Listener:
     "--timeout",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=SECONDS,
     help="Seconds to wait for the --forward URL.",
 )
 @click.option("--count", type=click.IntRange(min=1), help="Exit after this many webhooks.")
@@ -538,7 +561,7 @@ def listen(
     "--timeout",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=SECONDS,
     help="Seconds the delivery may take.",
 )
 @click.option(

@@ -18,9 +18,9 @@ from django.db import DatabaseError, connections, router
 
 from thorn_core.cli import (
     parse_event_name,
-    parse_interval,
     parse_json,
     parse_limit,
+    parse_seconds,
     parse_subscriber_id,
     parse_time,
 )
@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ThornCommand",
     "event_name",
-    "interval",
     "iso_time",
     "json_value",
     "limit",
     "outcome",
+    "seconds",
     "subscriber_id",
 ]
 
@@ -69,8 +69,8 @@ event_name = _argument_type("event_name", parse_event_name)
 json_value = _argument_type("json_value", parse_json)
 #: The events a relay claims per batch: 1 to ``thorn_core.cli.MAX_LIMIT``.
 limit = _argument_type("limit", parse_limit)
-#: The seconds between two rounds of a relay loop: above 0, at most a day.
-interval = _argument_type("interval", parse_interval)
+#: A duration in seconds (``--interval``): above 0, at most a day.
+seconds = _argument_type("seconds", parse_seconds)
 
 
 def _thorn_models() -> list[type[Model]]:

@@ -18,7 +18,7 @@ import sqlalchemy
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import DBAPIError
 
-from thorn_core.cli import EVENT_NAME, INTERVAL, ISO_TIME, LIMIT, SUBSCRIBER_ID
+from thorn_core.cli import EVENT_NAME, ISO_TIME, LIMIT, SECONDS, SUBSCRIBER_ID
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
 from thorn_core.exceptions import ThornError
@@ -307,7 +307,7 @@ def prune_command(before: datetime.datetime | None) -> None:
     "--interval",
     default=1.0,
     show_default=True,
-    type=INTERVAL,
+    type=SECONDS,
     help="Seconds between rounds (above 0, at most a day).",
 )
 @click.option(

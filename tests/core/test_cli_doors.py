@@ -33,8 +33,10 @@ BAD: dict[str, list[Bad]] = {
         Bad("secrets", ("--secret", "whsec_!!"), 2, ("--secret",)),
         Bad("forward", ("--forward", "ftp://x/"), 2, ("--forward", "http://")),
         Bad("forward", ("--forward", "http://"), 2, ("--forward", "no host")),
-        Bad("tolerance", ("--tolerance", "-1"), 2, ("--tolerance", "-1")),
-        Bad("timeout", ("--timeout", "0"), 2, ("--timeout", "0")),
+        Bad("tolerance", ("--tolerance", "-1"), 2, ("--tolerance", "'-1'", "0 or more")),
+        Bad("tolerance", ("--tolerance", "nan"), 2, ("--tolerance", "'nan'", "0 or more")),
+        Bad("timeout", ("--timeout", "0"), 2, ("--timeout", "'0'", "above 0")),
+        Bad("timeout", ("--timeout", "nan"), 2, ("--timeout", "'nan'", "above 0")),
         Bad("count", ("--count", "0"), 2, ("--count", "0")),
     ],
     "send": [
@@ -76,6 +78,18 @@ BAD: dict[str, list[Bad]] = {
             ("--content-type", "text/plain"),
         ),
         Bad("timeout", ("user.created", "--url", URL, "--timeout", "0"), 2, ("--timeout",)),
+        Bad(
+            "timeout",
+            ("user.created", "--url", URL, "--timeout", "inf"),
+            2,
+            ("--timeout", "at most 86400"),
+        ),
+        Bad(
+            "timeout",
+            ("user.created", "--url", URL, "--timeout", "1e308"),
+            2,
+            ("--timeout", "at most 86400"),
+        ),
         Bad(
             "networks",
             ("user.created", "--url", URL, "--allow-network", "10.0.0.0/33"),
@@ -119,6 +133,21 @@ BAD: dict[str, list[Bad]] = {
             ("--secret", SECRET, "--headers", "{headers}", "--body", "{body}", "--tolerance", "x"),
             2,
             ("--tolerance",),
+        ),
+        Bad(
+            "tolerance",
+            (
+                "--secret",
+                SECRET,
+                "--headers",
+                "{headers}",
+                "--body",
+                "{body}",
+                "--tolerance",
+                "inf",
+            ),
+            2,
+            ("--tolerance", "0 or more"),
         ),
         Bad(
             "digest",

@@ -10,7 +10,7 @@ from django.db import close_old_connections
 
 from thorn_core.outbox import drain
 
-from ..._cli import ThornCommand, interval, limit
+from ..._cli import ThornCommand, limit, seconds
 from ...conf import get_app
 
 
@@ -26,7 +26,7 @@ class Command(ThornCommand):
         )
         parser.add_argument(
             "--interval",
-            type=interval,
+            type=seconds,
             default=1.0,
             help="With --loop: seconds between two looks at an empty outbox (default 1, at "
             "most a day).",
