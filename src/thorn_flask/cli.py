@@ -122,6 +122,8 @@ def _owner(state: ThornState, user: str | None) -> Any:
     """
     if user is None:
         return None
+    if not user.strip():
+        raise click.BadParameter("a user id cannot be empty", param_hint="--user")
     model = _model(state)
     column = model.__table__.c.user_id  # type: ignore[attr-defined]
     try:

@@ -34,6 +34,7 @@ BAD: dict[str, list[Bad]] = {
         Bad("event", ("--event", "user..created"), 2, ("--event", "empty segment")),
         Bad("event", ("--event", "user.*"), 2, ("--event", "wildcard")),
         Bad("user", ("--user", "u" * 65), 2, ("--user", "at most 64 characters")),
+        Bad("user", ("--user", " "), 2, ("--user", "cannot be empty")),
     ],
     "add": [
         Bad("url", ("http://10.0.0.1/", "--event", "a.b"), 1, ("url:", "private address")),
