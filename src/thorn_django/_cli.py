@@ -72,6 +72,11 @@ limit = _argument_type("limit", parse_limit)
 #: A duration in seconds (``--interval``): above 0, at most a day.
 seconds = _argument_type("seconds", parse_seconds)
 
+#: The types that return what they are given unchanged once converted, so that
+#: :class:`ThornCommand` can apply them to every value (JSON cannot: a JSON string parses to a
+#: Python string that is not JSON, so ``call_command``'s ``data`` is taken as it is).
+_TYPES = (subscriber_id, iso_time, event_name, limit, seconds)
+
 
 def _thorn_models() -> list[type[Model]]:
     """The models whose tables the commands use: thorn_django's and the subscriber model."""
@@ -111,18 +116,54 @@ def _database_problem(exc: DatabaseError) -> str:
     return f"database error: {first[0] if first else type(exc).__name__}"
 
 
+def _chosen_actions(
+    parser: argparse.ArgumentParser, options: dict[str, Any]
+) -> list[argparse.Action]:
+    """The arguments of ``parser`` and of the subcommand ``options`` chose."""
+    actions = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(options.get(action.dest))
+            if chosen is not None:
+                actions += _chosen_actions(chosen, options)
+        else:
+            actions.append(action)
+    return actions
+
+
 class ThornCommand(BaseCommand):
     """A management command whose expected errors are one line: the core's refusals
-    (:class:`~thorn_core.exceptions.ThornError`) and database errors become ``CommandError``."""
+    (:class:`~thorn_core.exceptions.ThornError`) and database errors become ``CommandError``.
+
+    Options that ``call_command`` passes as keyword arguments (which argparse never sees) go
+    through their argument types here, as the command line's do: ``before="2025-01-01"``
+    becomes a datetime, ``limit=0`` is refused.
+    """
 
     def execute(self, *args: Any, **options: Any) -> Any:
         """Run the command; a ThornError or a DatabaseError is raised as a CommandError."""
         try:
-            return super().execute(*args, **options)
+            return super().execute(*args, **{**options, **self._typed(options)})
         except ThornError as exc:
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:
             raise CommandError(_database_problem(exc)) from None
+
+    def _typed(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The options whose argument type is one of this module's, converted by it (again,
+        for those argparse converted: the types return what they are given, converted)."""
+        name = type(self).__module__.rpartition(".")[2]
+        typed = {}
+        for action in _chosen_actions(self.create_parser("manage.py", name), options):
+            value = options.get(action.dest)
+            if value is None or action.type not in _TYPES:
+                continue
+            try:
+                typed[action.dest] = action.type(value)
+            except argparse.ArgumentTypeError as exc:
+                shown = "/".join(action.option_strings) or action.dest
+                raise CommandError(f"Error: argument {shown}: {exc}") from None
+        return typed
 
 
 def outcome(delivery: Delivery) -> str:

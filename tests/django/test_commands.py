@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from io import StringIO
 from typing import Any
@@ -16,10 +17,10 @@ from thorn_django.models import Subscriber
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str) -> str:
+def run(*args: str, **options: Any) -> str:
     """Run a command and return what it printed."""
     out = StringIO()
-    call_command(*args, stdout=out)
+    call_command(*args, stdout=out, **options)
     return out.getvalue()
 
 
@@ -164,3 +165,30 @@ class TestMaskedPasswords:
 
         assert "http://ada:***@127.0.0.1:9/hook" in str(refused.value)
         assert "s3cret" not in str(refused.value)
+
+
+class TestCallCommand:
+    """``call_command`` keyword options go through the same argument types as the command line."""
+
+    def test_keyword_options_are_converted(self) -> None:
+        """A time and a number given as keyword strings are read as on the command line."""
+        pruned = run("thorn_prune", before="2020-01-01T00:00:00+02:00")
+        relayed = run("thorn_relay", limit="5", interval="0.5")
+
+        assert "older than 2020-01-01 00:00:00 UTC+02:00" in pruned
+        assert relayed == "Relayed 0 events\n"
+
+    @pytest.mark.parametrize(
+        ("name", "options", "words"),
+        [
+            ("thorn_relay", {"limit": 0}, "argument --limit: 0 is not a whole number"),
+            ("thorn_relay", {"interval": float("inf")}, "argument --interval: inf is not"),
+            ("thorn_prune", {"before": "last week"}, "argument --before: 'last week' is not"),
+            ("thorn_redeliver", {"subscriber": "nope"}, "'nope' is not a subscriber id"),
+        ],
+        ids=["limit", "interval", "before", "subscriber"],
+    )
+    def test_bad_keyword_options(self, name: str, options: dict[str, Any], words: str) -> None:
+        """A bad keyword value is the command line's usage error, as a CommandError."""
+        with pytest.raises(CommandError, match=re.escape(words)):
+            call_command(name, **options)
