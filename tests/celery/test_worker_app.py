@@ -75,6 +75,20 @@ def publish(celery_app: Celery, queue: str, receiver: WebhookReceiver, data: Any
         publisher.event("a.b").send(data, subscribers=[subscriber])
 
 
+class FailingOnce:
+    """A stored-subscriber source whose first lookup fails (a database that is down)."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+
+    def matching(self, event: str, sender: Any = None, context: Any = None) -> list[Subscriber]:
+        """Fail the first time; then there is no stored subscriber."""
+        self.lookups += 1
+        if self.lookups == 1:
+            raise ConnectionError("the database is down")
+        return []
+
+
 class TestWorkerWithoutApp:
     """A worker task that finds no configured Thorn app fails loudly and runs again later."""
 
@@ -104,6 +118,31 @@ class TestWorkerWithoutApp:
         assert "Retrying the task in 1 s (attempt 1)" in caplog.text
         assert "Retrying the task in 2 s (attempt 2)" in caplog.text
         assert [r.json() for r in receiver.received] == [{"n": 1}]
+
+    def test_unconfigured_runs_leave_the_retry_budget_whole(
+        self,
+        celery_app: Celery,
+        queue: str,
+        run_worker: Callable[..., Any],
+        receiver: WebhookReceiver,
+        retried: list[str],
+        no_current_app: None,
+    ) -> None:
+        """After two runs without an app, a subscriber lookup that fails once is still
+        retried under THORN_RETRY_MAX=1, and the event is delivered."""
+        publish(celery_app, queue, receiver, {"n": 4})
+        with run_worker():
+            wait_until(lambda: len(retried) >= 2, what="two retries without an app")
+            configured = {
+                **settings(celery_app, queue),
+                "THORN_RETRY_MAX": 1,
+                "THORN_RETRY_DELAY": 0.1,
+            }
+            with Thorn(configured) as worker:
+                worker.add_subscriber_source(FailingOnce())
+                receiver.wait_for(1, WAIT)
+        assert "database is down" in retried[-1]
+        assert [r.json() for r in receiver.received] == [{"n": 4}]
 
     def test_implicit_default_app_is_refused(
         self,

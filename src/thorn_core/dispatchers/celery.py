@@ -387,13 +387,13 @@ UNCONFIGURED_RETRY_DELAY = 1.0
 UNCONFIGURED_RETRY_MAX = 300.0
 
 
-def _worker_app(task: Any, argsrepr: str) -> Thorn:
+def _worker_app(task: Any, argsrepr: str, kwargs: dict[str, Any] | None = None) -> Thorn:
     """The worker's configured Thorn app; without one, the task is retried, never run.
 
     A worker with no configured app (a Flask worker running tasks outside the app context,
     a worker that never built a ``Thorn``) would otherwise resolve no subscriber, report
-    success and deliver nothing. The message goes back to the broker with a countdown, as
-    many times as needed, and the error is logged each time.
+    success and deliver nothing. The message goes back to the broker with a countdown (and
+    ``kwargs``, when given), as many times as needed, and the error is logged each time.
     """
     try:
         return configured_app(f"The Celery task {task.name}")
@@ -403,6 +403,7 @@ def _worker_app(task: Any, argsrepr: str) -> Thorn:
         logger.error("%s. Retrying the task in %.0f s (attempt %d).", exc, countdown, retries + 1)
         raise task.retry(
             exc=exc,
+            kwargs=kwargs,
             countdown=countdown,
             max_retries=None,
             argsrepr=argsrepr,
@@ -411,28 +412,30 @@ def _worker_app(task: Any, argsrepr: str) -> Thorn:
 
 
 @shared_task(name=DISPATCH_TASK, max_retries=None, **_TASK_OPTIONS)  # type: ignore[untyped-decorator]
-def dispatch_events(self: Any, messages: list[dict[str, Any]]) -> None:
+def dispatch_events(self: Any, messages: list[dict[str, Any]], unconfigured: int = 0) -> None:
     """Resolve the subscribers of sent events and deliver to them, or publish them in chunks.
 
     The worker's Thorn app is :func:`thorn_core.app.configured_app` (configure it at worker
     start-up with the same settings as the web processes; without one the task is retried,
-    see :func:`_worker_app`). A failure to resolve subscribers (a database that is down)
-    retries the whole task later; no delivery was made yet.
+    see :func:`_worker_app`, and ``unconfigured`` counts those runs). A failure to resolve
+    subscribers (a database that is down) retries the whole task later, within
+    ``THORN_RETRY_MAX`` retries not counting the unconfigured runs; no delivery was made yet.
     """
-    app = _worker_app(self, _events_repr(messages))
+    repr_ = _events_repr(messages)
+    app = _worker_app(self, repr_, {"unconfigured": unconfigured + 1})
     batch = _Batch(self, app, messages)
     try:
         planned = batch.plan()
     except Exception as exc:
         policy = RetryPolicy.from_settings(app.settings)
-        retries = int(self.request.retries or 0)
+        retries = int(self.request.retries or 0) - unconfigured
         if not policy.retry or retries >= policy.max_retries:
             raise
         raise self.retry(
             exc=exc,
             countdown=policy.backoff(retries + 1),
-            max_retries=policy.max_retries,
-            argsrepr=_events_repr(messages),
+            max_retries=policy.max_retries + unconfigured,
+            argsrepr=repr_,
             kwargsrepr="{}",
         ) from exc
     chunksize = app.settings.chunksize
