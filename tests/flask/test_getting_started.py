@@ -163,6 +163,19 @@ def redis_or_skip() -> None:
         pytest.skip(f"Redis at 127.0.0.1:6379 is unreachable: {exc}")
 
 
+def forget_queue(queue: str) -> None:
+    """Remove ``queue`` and its bindings from the Redis broker the page names."""
+    from celery import Celery
+
+    from ..celery._celery_support import delete_queue
+
+    capp = Celery("cleanup", broker="redis://127.0.0.1:6379/0", set_as_current=False)
+    try:
+        delete_queue(capp, queue)
+    finally:
+        capp.close()
+
+
 class TestWithCelery:
     """The page's Flask + Celery module: the web app publishes, a real worker delivers."""
 
@@ -180,6 +193,7 @@ class TestWithCelery:
         finally:
             printed = project.stop()
             receiver.stop()
+            forget_queue(queue)
 
         added = outputs["flask thorn add http://127.0.0.1:8765/webhooks --event 'article.*'"]
         secret = re.search(r"Secret \(shown once\): (\S+)", added)
