@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,17 @@ def _restore_current_app() -> Iterator[None]:
         yield
     finally:
         thorn_core.app._current = saved
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_log_level() -> Iterator[None]:
+    """Keep a level set on the root logger (a Celery worker sets ERROR) from hiding later logs."""
+    root = logging.getLogger()
+    level = root.level
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 @pytest.fixture
