@@ -13,7 +13,6 @@ from .message import EventMessage
 from .patterns import validate_event_name
 from .results import Callbacks, SendResult
 from .subscribers import Subscriber, sender_key, subscribers_from
-from .v1 import event_options, merge_request_data
 from .validators import load_validators
 
 __all__ = ["Event"]
@@ -132,9 +131,12 @@ class Event:
         **v1_options: Any,
     ) -> None:
         self.name = validate_event_name(name)
-        request_data, v1_headers = (
-            event_options(v1_options, self.name) if v1_options else (None, {})
-        )
+        request_data: Mapping[str, Any] | None = None
+        v1_headers: dict[str, str] = {}
+        if v1_options:
+            from .v1 import event_options  # Thorn 1.x forms only: not at import time
+
+            request_data, v1_headers = event_options(v1_options, self.name)
         #: Thorn 1.x's ``request_data``: merged into the body of every send (deprecated).
         self.request_data = request_data
         self._app = app
@@ -182,6 +184,8 @@ class Event:
         if timeout is not None:
             timeout = _option(timeout, "timeout", kind="positive")
         if self.request_data is not None:
+            from .v1 import merge_request_data
+
             data = merge_request_data(self.name, self.request_data, data)
         return EventMessage(
             event=self.name if name is None or name == self.name else validate_event_name(name),

@@ -24,6 +24,7 @@ __all__ = [
     "digest_problem",
     "secret_problem",
     "sender_key",
+    "stored_subscriber",
     "subscriber_from_row",
     "subscribers_from",
     "subscribers_from_rows",
@@ -192,15 +193,22 @@ def subscribers_from_rows(
     is skipped with a warning naming its uuid and the reason, so it never stops the
     deliveries of the others. Adapters' sources use it.
     """
-    found: list[Subscriber] = []
-    for row in rows:
-        try:
-            found.append(convert(row))
-        except (ThornError, ValueError, TypeError) as exc:
-            _logger.warning(
-                "Skipping stored subscriber %s: %s", getattr(row, "uuid", "(no uuid)"), exc
-            )
-    return found
+    found = (stored_subscriber(row, convert) for row in rows)
+    return [subscriber for subscriber in found if subscriber is not None]
+
+
+def stored_subscriber(
+    row: Any, convert: Callable[[Any], Subscriber] = subscriber_from_row
+) -> Subscriber | None:
+    """The subscriber of one stored ``row`` (None stays None); a row that is no valid
+    subscriber is None too, with the warning of :func:`subscribers_from_rows`."""
+    if row is None:
+        return None
+    try:
+        return convert(row)
+    except (ThornError, ValueError, TypeError) as exc:
+        _logger.warning("Skipping stored subscriber %s: %s", getattr(row, "uuid", "(no uuid)"), exc)
+        return None
 
 
 @runtime_checkable

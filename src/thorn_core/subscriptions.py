@@ -33,6 +33,7 @@ __all__ = [
     "MAX_CONTENT_TYPE_LENGTH",
     "MAX_DIGEST_LENGTH",
     "MAX_EVENT_LENGTH",
+    "MAX_LENGTHS",
     "MAX_SECRET_LENGTH",
     "MAX_URL_LENGTH",
     "MIN_SECRET_LENGTH",
@@ -72,7 +73,8 @@ REQUIRED_FIELDS = ("event", "url")
 #: The key of messages about the body as a whole (Django REST Framework's).
 NON_FIELD_ERRORS = "non_field_errors"
 
-_MAX_LENGTHS = {
+#: The longest value of each text field, by field name (the constants above).
+MAX_LENGTHS = {
     "event": MAX_EVENT_LENGTH,
     "url": MAX_URL_LENGTH,
     "content_type": MAX_CONTENT_TYPE_LENGTH,
@@ -118,8 +120,8 @@ def _shape_problem(field: str, value: object) -> str | None:
         return None if isinstance(value, bool) else _NOT_A_BOOLEAN
     if not isinstance(value, str):
         return _NOT_A_STRING
-    if len(value) > _MAX_LENGTHS[field]:
-        return _TOO_LONG.format(limit=_MAX_LENGTHS[field])
+    if len(value) > MAX_LENGTHS[field]:
+        return _TOO_LONG.format(limit=MAX_LENGTHS[field])
     return None
 
 

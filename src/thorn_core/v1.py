@@ -13,15 +13,7 @@ import attrs
 from .exceptions import ThornError
 from .signing import normalize_digest
 from .subscribers import secret_problem
-from .subscriptions import (
-    MAX_CONTENT_TYPE_LENGTH,
-    MAX_DIGEST_LENGTH,
-    MAX_EVENT_LENGTH,
-    MAX_SECRET_LENGTH,
-    MAX_URL_LENGTH,
-    MIN_SECRET_LENGTH,
-    check_subscription,
-)
+from .subscriptions import MAX_LENGTHS, MIN_SECRET_LENGTH, check_subscription
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -64,14 +56,6 @@ RowStatus = Literal["import", "inactive", "skip"]
 
 #: Fields whose problems keep a row from being stored (its owner or signature would change).
 _FATAL_FIELDS = ("hmac_secret", "hmac_digest")
-#: The text columns and the longest value Thorn 2's subscription columns hold.
-_LIMITS = {
-    "event": MAX_EVENT_LENGTH,
-    "url": MAX_URL_LENGTH,
-    "hmac_secret": MAX_SECRET_LENGTH,
-    "hmac_digest": MAX_DIGEST_LENGTH,
-    "content_type": MAX_CONTENT_TYPE_LENGTH,
-}
 #: The fields of a planned subscription compared with an existing one of the same uuid.
 COMPARED_FIELDS = ("event", "url", "user", "hmac_secret", "hmac_digest", "content_type", "active")
 
@@ -182,7 +166,7 @@ def plan_v1_row(
     key = _uuid(row.get("uuid"))
     if key is None:
         fatal.append(f"uuid {row.get('uuid')!r} is not a UUID")
-    for column, limit in _LIMITS.items():
+    for column, limit in MAX_LENGTHS.items():
         value = row.get(column)
         if not isinstance(value, str):
             fatal.append(f"{column} is {value!r}, not text")

@@ -8,7 +8,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from thorn_core.subscribers import Subscriber, subscriber_from_row, subscribers_from_rows
+from thorn_core.subscribers import (
+    Subscriber,
+    stored_subscriber,
+    subscriber_from_row,
+    subscribers_from_rows,
+)
 
 __all__ = ["StoredSubscribers", "subscriber_from_model"]
 
@@ -64,8 +69,7 @@ class StoredSubscribers:
             row = model._default_manager.filter(uuid=uuid).first()
         except ValidationError:  # not a UUID
             return None
-        found = subscribers_from_rows([] if row is None else [row], subscriber_from_model)
-        return found[0] if found else None
+        return stored_subscriber(row, subscriber_from_model)
 
     def reactivate(self, subscriber: Subscriber) -> bool:
         """Set ``active=True`` on the row of ``subscriber``; whether the row exists.

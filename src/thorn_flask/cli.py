@@ -26,7 +26,7 @@ from thorn_core.log import retention_cutoff
 from thorn_core.outbox import drain, prune
 from thorn_core.ping import PING_EVENT, ping
 from thorn_core.redelivery import redeliver, redeliver_failed
-from thorn_core.subscriptions import SubscriptionInvalid, ensure_subscription
+from thorn_core.subscriptions import ensure_subscription
 from thorn_core.validators import display_url
 
 from .extension import ThornState, get_state
@@ -195,10 +195,7 @@ def add_command(
     state = get_state()
     model = _model(state)
     values = {"event": event, "url": url, "content_type": content_type, "hmac_digest": hmac_digest}
-    try:
-        ensure_subscription(state.core, values)
-    except SubscriptionInvalid as exc:
-        raise click.ClickException(str(exc)) from None
+    ensure_subscription(state.core, values)  # SubscriptionInvalid: one line (the group)
     row = model(user_id=_owner(state, user), **values)  # type: ignore[call-arg]
     with state.session() as session, session.begin():
         session.add(row)

@@ -10,7 +10,12 @@ import attrs
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from thorn_core.subscribers import Subscriber, sender_key, subscribers_from_rows
+from thorn_core.subscribers import (
+    Subscriber,
+    sender_key,
+    stored_subscriber,
+    subscribers_from_rows,
+)
 
 from .models import SubscriberMixin
 
@@ -76,5 +81,4 @@ class StoredSubscribers:
             return None
         with self.sessions() as session:
             row = session.scalars(select(self.model).where(self.model.uuid == wanted)).first()
-            found = subscribers_from_rows([] if row is None else [row], self.model.to_subscriber)
-            return found[0] if found else None
+            return stored_subscriber(row, self.model.to_subscriber)
