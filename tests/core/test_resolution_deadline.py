@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from thorn_core import Event, RecipientRefused, RetryPolicy, Subscriber, Thorn
+from thorn_core import Event, RecipientRefused, RetryPolicy, Subscriber, Thorn, validators
 from thorn_core.exceptions import ResolutionTimeout
 from thorn_core.receiver import WebhookReceiver
 from thorn_core.subscriptions import check_subscription
@@ -50,6 +50,15 @@ def hang() -> Iterator[Hang]:
     hanging = Hang()
     yield hanging
     hanging.release.set()
+
+
+def free_resolver_slots() -> None:
+    """Wait until no resolver thread of an earlier test (released at its teardown) still
+    holds a slot, so that this test counts only its own."""
+    slots = [validators._resolver_slots.acquire(timeout=5) for _ in range(RESOLVER_THREADS)]
+    assert all(slots)
+    for _ in slots:
+        validators._resolver_slots.release()
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float]:
@@ -140,6 +149,8 @@ class TestResolveWithin:
     def test_hung_resolutions_are_capped(self, hang: Hang) -> None:
         """With every resolver thread hung, the next resolution waits its own timeout at
         most and says why; once they are released, resolving works again."""
+
+        free_resolver_slots()
 
         def hung(n: int) -> str:
             with pytest.raises(ResolutionTimeout) as caught:
