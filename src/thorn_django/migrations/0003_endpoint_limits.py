@@ -1,0 +1,11 @@
+"""Thorn schema step: issue 15, endpoint health: rate_limit and max_in_flight."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("thorn_django", "0002_delivery_log_outbox"),
+    ]
+
+    operations: list[migrations.operations.base.Operation] = []

@@ -1,0 +1,11 @@
+"""Thorn schema step: issue 17, secrets: rotation list and encryption at rest."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("thorn_django", "0003_endpoint_limits"),
+    ]
+
+    operations: list[migrations.operations.base.Operation] = []
