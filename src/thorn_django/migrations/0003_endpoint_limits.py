@@ -1,3 +1,4 @@
+# ruff: noqa: RUF012 -- the shape makemigrations writes
 """Thorn schema step: issue 15, endpoint health: rate_limit and max_in_flight."""
 
 from django.db import migrations
@@ -8,4 +9,4 @@ class Migration(migrations.Migration):
         ("thorn_django", "0002_delivery_log_outbox"),
     ]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = []

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF012 -- the shape makemigrations writes
 """Thorn schema step: issue 17, secrets: rotation list and encryption at rest."""
 
 from django.db import migrations
@@ -8,4 +9,4 @@ class Migration(migrations.Migration):
         ("thorn_django", "0003_endpoint_limits"),
     ]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = []

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF012 -- the shape makemigrations writes
 """Thorn schema step: issue 18, event catalog: payload filter and version pin."""
 
 from django.db import migrations
@@ -8,4 +9,4 @@ class Migration(migrations.Migration):
         ("thorn_django", "0004_secret_rotation"),
     ]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = []
