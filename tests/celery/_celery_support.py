@@ -122,9 +122,17 @@ class PortServer(ThreadingHTTPServer):
 class WorkerProcess:
     """A ``celery worker`` subprocess on the test's broker and queue (tests/celery/worker_app)."""
 
-    def __init__(self, broker: str, queue: str, pool: str, concurrency: int, pid_dir: Path) -> None:
+    def __init__(
+        self,
+        broker: str,
+        queue: str,
+        pool: str,
+        concurrency: int,
+        pid_dir: Path,
+        log_name: str = "worker.log",
+    ) -> None:
         self.pid_dir = pid_dir
-        self.log_path = pid_dir / "worker.log"
+        self.log_path = pid_dir / log_name
         self.log = self.log_path.open("wb")
         env = {
             **os.environ,
@@ -181,6 +189,45 @@ class WorkerProcess:
     def log_text(self) -> str:
         """What the worker logged (warnings and errors)."""
         return self.log_path.read_text(errors="replace")
+
+
+class SupervisedWorker:
+    """A worker under a supervisor that restarts it whenever it exits (docs/celery.md,
+    "Running workers"): kombu's Redis transport can end a worker when Redis restarts."""
+
+    def __init__(self, broker: str, queue: str, pool: str, concurrency: int, pid_dir: Path) -> None:
+        self._start = lambda n: WorkerProcess(
+            broker, queue, pool, concurrency, pid_dir, log_name=f"worker-{n}.log"
+        )
+        self.workers = [self._start(0)]
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+
+    @property
+    def restarts(self) -> int:
+        """How many times the worker exited and was started again."""
+        return len(self.workers) - 1
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.2):
+            current = self.workers[-1]
+            if current.process.poll() is not None:
+                current.log.close()
+                self.workers.append(self._start(len(self.workers)))
+
+    def stop(self) -> None:
+        """Stop supervising, then stop the running worker."""
+        self._stopping.set()
+        self._watcher.join(WAIT)
+        self.workers[-1].stop()
+
+    def log_text(self) -> str:
+        """What every generation of the worker logged, oldest first."""
+        return "\n".join(
+            f"--- worker {n} (exit {w.process.returncode}) ---\n{w.log_text()}"
+            for n, w in enumerate(self.workers)
+        )
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:

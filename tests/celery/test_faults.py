@@ -26,7 +26,13 @@ from thorn_core import Event, SendResult, Subscriber, Thorn
 from thorn_core.fanout import delivery_id_for
 from thorn_core.receiver import ReceivedWebhook, Reply, WebhookReceiver
 
-from ._celery_support import IN_CI, LOOPBACK_VALIDATORS, WAIT, WorkerProcess, delete_queue
+from ._celery_support import (
+    IN_CI,
+    LOOPBACK_VALIDATORS,
+    WAIT,
+    SupervisedWorker,
+    delete_queue,
+)
 
 
 def free_port() -> int:
@@ -237,7 +243,10 @@ class TestBrokerRestart:
         subscriber = Subscriber(url=receiver.url(), event="a.*", hmac_secret="s3cret-s3cret")
         pid_dir = tmp_path / "pids"
         pid_dir.mkdir()
-        worker = WorkerProcess(own_redis.url, queue, "threads", 2, pid_dir)
+        # Supervised as docs/celery.md asks: the worker may exit when Redis goes away (a
+        # kombu consumer that fails to restore its unacknowledged messages on a closed
+        # connection ends the worker); what was published must still arrive.
+        worker = SupervisedWorker(own_redis.url, queue, "threads", 2, pid_dir)
         try:
             results = [app.event("a.b").send({"n": n}, subscribers=[subscriber]) for n in range(30)]
             receiver.wait_for(10, WAIT)
