@@ -10,6 +10,7 @@ __all__ = [
     "InvalidEventName",
     "InvalidFilter",
     "InvalidModelEvent",
+    "InvalidPayloadFilter",
     "InvalidPattern",
     "InvalidSignature",
     "InvalidSubscriber",
@@ -51,6 +52,17 @@ class InvalidURL(ThornError, ValueError):
 
 class InvalidSubscriber(ThornError, ValueError):
     """A subscriber definition is incomplete or has a field of the wrong kind."""
+
+
+class InvalidPayloadFilter(InvalidSubscriber):
+    """A subscription's payload filter is malformed; ``path`` is the JSON pointer of the
+    offending part (``/amount/$gtee``; empty for the filter as a whole)."""
+
+    def __init__(self, problem: str, path: str) -> None:
+        self.problem = problem
+        self.path = path
+        where = f" at {path}" if path else ""
+        super().__init__(f"Invalid filter{where}: {problem}")
 
 
 class SerializationError(ThornError, TypeError):

@@ -12,6 +12,7 @@ import attrs
 from .codecs import JSON_CONTENT_TYPE
 from .exceptions import ImproperlyConfigured, InvalidSubscriber, ThornError
 from .patterns import candidate_patterns, validate_pattern
+from .payload_filters import compile_filter
 from .signing import DIGESTS, generate_secret, normalize_digest, standard_webhooks_key
 from .validators import display_url, parse_target
 
@@ -109,6 +110,18 @@ def _check_active(_: object, __: attrs.Attribute[Any], value: object) -> None:
         raise InvalidSubscriber(f"active must be True or False, got {value!r}")
 
 
+def _check_filter(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        compile_filter(value)  # InvalidPayloadFilter (an InvalidSubscriber) names the path
+
+
+def _check_version(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (
+        not isinstance(value, str) or not value or any(c.isspace() for c in value)
+    ):
+        raise InvalidSubscriber(f"version must be a version name such as '2', got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Subscriber:
     """One subscription: deliver events matching ``event`` to ``url``, signed with ``hmac_secret``.
@@ -127,6 +140,14 @@ class Subscriber:
     )
     content_type: str = attrs.field(default=JSON_CONTENT_TYPE, validator=_check_content_type)
     active: bool = attrs.field(default=True, validator=_check_active)
+    #: A payload filter (:mod:`thorn_core.payload_filters`): only the sends whose payload
+    #: satisfies it are delivered; None delivers every matching send.
+    filter: Mapping[str, Any] | None = attrs.field(
+        default=None, validator=_check_filter, hash=False
+    )
+    #: A version pin: only the sends of this version of the event type are delivered
+    #: (:func:`thorn_core.payload_filters.send_version`); None delivers every version.
+    version: str | None = attrs.field(default=None, validator=_check_version)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, event: str | None = None) -> Subscriber:
@@ -163,6 +184,9 @@ class Subscriber:
         """The subscriber as a JSON-friendly dict, the inverse of :meth:`from_dict`."""
         data = attrs.asdict(self)
         data["uuid"] = str(self.uuid)
+        for name in ("filter", "version"):
+            if data[name] is None:  # absent when unset: what a Thorn without them reads
+                del data[name]
         return data
 
 
@@ -182,6 +206,8 @@ def subscriber_from_row(row: Any) -> Subscriber:
         hmac_digest=row.hmac_digest,
         content_type=row.content_type,
         active=bool(row.active),
+        filter=getattr(row, "filter", None),
+        version=getattr(row, "version", None),
     )
 
 
