@@ -12,10 +12,13 @@ __all__ = [
     "InvalidModelEvent",
     "InvalidPayloadFilter",
     "InvalidPattern",
+    "InvalidRotation",
+    "InvalidSecretKey",
     "InvalidSignature",
     "InvalidSubscriber",
     "InvalidURL",
     "RecipientRefused",
+    "SecretDecryptionError",
     "SerializationError",
     "ThornError",
     "UnknownDispatcher",
@@ -95,3 +98,23 @@ class DeliveryConnectionError(ThornError):
 
 class DeliveryFailed(ThornError):
     """A receiver answered with a status other than 2xx."""
+
+
+class InvalidSecretKey(ImproperlyConfigured):
+    """``THORN_SECRET_KEYS`` holds a malformed key (not a url-safe base64 32-byte Fernet key)."""
+
+
+class SecretDecryptionError(ThornError):
+    """A stored secret cannot be decrypted with any key of ``THORN_SECRET_KEYS``; the message
+    names the subscriber, never the secret."""
+
+    def __init__(self, subscriber: object, problem: str = "") -> None:
+        self.subscriber = subscriber
+        super().__init__(
+            f"cannot decrypt the secret of subscriber {subscriber} with any key of "
+            f"THORN_SECRET_KEYS{': ' + problem if problem else ''}"
+        )
+
+
+class InvalidRotation(ThornError, ValueError):
+    """A secret rotation was asked with a bad argument (a negative grace, a bad new secret)."""

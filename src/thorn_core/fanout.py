@@ -12,9 +12,8 @@ from ._version import __version__
 from .delivery import Delivery, DeliveryRequest
 from .exceptions import SerializationError
 from .message import EventMessage
-from .signing import standard_webhooks_headers
+from .signing import hook_hmac_secret, standard_webhooks_headers
 from .subscribers import Subscriber
-from .targeting import select_subscribers
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -88,8 +87,7 @@ def delivery_id_for(message: EventMessage, subscriber: Subscriber) -> str:
 
 
 def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
-    """Every active subscriber of a message: the app's sources, then its own, each once;
-    those whose version pin or payload filter refuses the message are left out."""
+    """Every active subscriber of a message: the app's sources, then its own, each once."""
     candidates = app.subscribers_for(message.event, message.sender, message.context)
     if message.subscribers:
         candidates = [*candidates, *message.subscribers]
@@ -102,7 +100,7 @@ def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
             continue
         seen.add(subscriber.uuid)
         found.append(subscriber)
-    return select_subscribers(app, message, found)
+    return found
 
 
 def plan_deliveries(
@@ -131,7 +129,7 @@ def plan_deliveries(
 
     signer = app.signer
     timestamp = int(time.time())
-    signatures: dict[tuple[str, str, str], str] = {}
+    signatures: dict[tuple[str, str, str], str | None] = {}
     requests: list[DeliveryRequest] = []
     failed: list[Delivery] = []
     for subscriber in subscribers:
@@ -140,12 +138,17 @@ def plan_deliveries(
         if body is None:
             failed.append(no_codec_delivery(message, subscriber, delivery_id))
             continue
-        key = (subscriber.hmac_digest, subscriber.hmac_secret, subscriber.content_type)
+        live = subscriber.live_secrets()
+        hmac_secret = hook_hmac_secret(live)
+        key = (subscriber.hmac_digest, hmac_secret or "", subscriber.content_type)
         try:
-            signature = signatures.get(key)
-            if signature is None:
-                signature = signatures[key] = signer(
-                    subscriber.hmac_digest, subscriber.hmac_secret, body
+            if key in signatures:
+                signature = signatures[key]
+            else:
+                signature = signatures[key] = (
+                    None
+                    if hmac_secret is None
+                    else signer(subscriber.hmac_digest, hmac_secret, body)
                 )
             request = signed_request(
                 app,
@@ -155,6 +158,7 @@ def plan_deliveries(
                 delivery_id,
                 timestamp=timestamp,
                 hook_hmac=signature,
+                live_secrets=live,
             )
         except Exception as exc:
             failed.append(signing_failure(message, subscriber, delivery_id, exc))
@@ -228,6 +232,7 @@ def signed_request(
     *,
     timestamp: int | None = None,
     hook_hmac: str | None = None,
+    live_secrets: tuple[str, ...] | None = None,
 ) -> DeliveryRequest:
     """One signed request of ``message`` to ``subscriber`` carrying ``body``.
 
@@ -239,11 +244,18 @@ def signed_request(
         timestamp: the ``webhook-timestamp`` (seconds); now when None.
         hook_hmac: a ``Hook-HMAC`` already computed for this body and secret (it does not
             depend on the delivery); computed when None.
+        live_secrets: the subscriber's secrets live now (read when None): one
+            ``webhook-signature`` entry each, ``Hook-HMAC`` with the newest HMAC one (no
+            ``Hook-HMAC`` when there is none).
     """
     if timestamp is None:
         timestamp = int(time.time())
+    if live_secrets is None:
+        live_secrets = subscriber.live_secrets()
     if hook_hmac is None:
-        hook_hmac = app.signer(subscriber.hmac_digest, subscriber.hmac_secret, body)
+        hmac_secret = hook_hmac_secret(live_secrets)
+        if hmac_secret is not None:
+            hook_hmac = app.signer(subscriber.hmac_digest, hmac_secret, body)
     headers = {
         "User-Agent": USER_AGENT,
         **message.headers,
@@ -251,8 +263,8 @@ def signed_request(
         "Content-Type": subscriber.content_type,
         "Hook-Delivery": delivery_id,
         "Hook-Subscription": str(subscriber.uuid),
-        "Hook-HMAC": hook_hmac,
-        **standard_webhooks_headers(subscriber.hmac_secret, delivery_id, timestamp, body),
+        **({"Hook-HMAC": hook_hmac} if hook_hmac is not None else {}),
+        **standard_webhooks_headers(live_secrets, delivery_id, timestamp, body),
     }
     return DeliveryRequest(
         id=delivery_id,

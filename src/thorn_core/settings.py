@@ -90,6 +90,20 @@ def _optional_sequence(_: object, attribute: attrs.Attribute[Any], value: object
         raise _fail(attribute, "a list or None", value)
 
 
+def _secret_keys(value: Any) -> tuple[str, ...]:
+    from .encryption import normalize_keys
+
+    return normalize_keys(value)
+
+
+def _usable_secret_keys(_: object, __: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    """Build the cipher once: a malformed key fails when the app is built, not on a read."""
+    if value:
+        from .encryption import cipher_for
+
+        cipher_for(value)
+
+
 def _tuple_or_none(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
@@ -177,16 +191,6 @@ class Settings:
         converter=_tuple_or_none,
         validator=_optional_str_sequence,
         metadata={"doc": "Patterns subscribers may choose (None: any valid pattern)."},
-    )
-    event_types_strict: bool = attrs.field(
-        default=False,
-        validator=_bool,
-        metadata={
-            "doc": (
-                "Refuse a subscription whose pattern matches no event type of the catalog "
-                "(APIs, admin, command lines)."
-            )
-        },
     )
     drf_permission_classes: tuple[str, ...] | None = attrs.field(
         default=None,
@@ -326,6 +330,18 @@ class Settings:
             "doc": (
                 "CA bundle used to verify TLS instead of the default one. Verification is never "
                 "off."
+            )
+        },
+    )
+    secret_keys: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_secret_keys,
+        validator=_usable_secret_keys,
+        metadata={
+            "doc": (
+                "Fernet keys (newest first) that encrypt subscriber secrets stored in the "
+                "database; any of them decrypts. Empty: secrets are stored in clear (a "
+                "warning says so). Needs `cryptography`."
             )
         },
     )

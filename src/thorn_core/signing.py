@@ -20,15 +20,20 @@ __all__ = [
     "Signer",
     "generate_secret",
     "hook_hmac",
+    "hook_hmac_secret",
+    "is_hmac_secret",
     "is_valid_hook_hmac",
     "is_valid_standard_webhook",
     "load_signer",
+    "new_secret_like",
     "normalize_digest",
+    "signature_entry",
     "standard_webhooks_headers",
     "standard_webhooks_key",
     "standard_webhooks_signature",
     "verify_hook_hmac",
     "verify_standard_webhook",
+    "webhook_signature",
 ]
 
 #: Digest names accepted for ``Hook-HMAC`` (``hashlib`` names).
@@ -190,14 +195,58 @@ def standard_webhooks_signature(secret: str, msg_id: str, timestamp: int, body: 
     return f"{_SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
+def is_hmac_secret(secret: str) -> bool:
+    """Whether ``secret`` signs with HMAC (anything but a ``whsk_`` ed25519 signing key)."""
+    return not secret.startswith("whsk_")
+
+
+def new_secret_like(secret: str) -> str:
+    """A fresh secret of the same kind as ``secret``, for a rotation (an HMAC secret here)."""
+    return generate_secret()
+
+
+def signature_entry(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Return the one ``webhook-signature`` entry that ``secret`` makes (``v1,…`` for HMAC).
+
+    Raises:
+        ImproperlyConfigured: if the secret is malformed.
+    """
+    return standard_webhooks_signature(secret, msg_id, timestamp, body)
+
+
+def webhook_signature(
+    secrets: str | Iterable[str], msg_id: str, timestamp: int, body: bytes
+) -> str:
+    """Return the ``webhook-signature`` value: one entry per live secret, space-separated,
+    as the spec has it during a rotation (receivers accept any one that matches).
+
+    Raises:
+        ImproperlyConfigured: if no secret is given or one is malformed.
+    """
+    found = [secrets] if isinstance(secrets, str) else list(secrets)
+    if not found:
+        raise ImproperlyConfigured("no webhook secret to sign with")
+    return " ".join(signature_entry(secret, msg_id, timestamp, body) for secret in found)
+
+
+def hook_hmac_secret(secrets: str | Iterable[str]) -> str | None:
+    """The secret ``Hook-HMAC`` is computed with: the first (newest) HMAC one of ``secrets``,
+    or None when every one is an ed25519 key."""
+    found = [secrets] if isinstance(secrets, str) else secrets
+    return next((secret for secret in found if is_hmac_secret(secret)), None)
+
+
 def standard_webhooks_headers(
-    secret: str, msg_id: str, timestamp: int, body: bytes
+    secret: str | Iterable[str], msg_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
-    """Return the Standard Webhooks headers: ``webhook-id``, ``-timestamp``, ``-signature``."""
+    """Return the Standard Webhooks headers: ``webhook-id``, ``-timestamp``, ``-signature``.
+
+    ``secret`` may be the live secrets of a rotation, newest first: one signature each.
+    """
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": standard_webhooks_signature(secret, msg_id, timestamp, body),
+        "webhook-signature": webhook_signature(secret, msg_id, timestamp, body),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -10,9 +11,12 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .codecs import JSON_CONTENT_TYPE
+from .encryption import plain_secret
 from .exceptions import ImproperlyConfigured, InvalidSubscriber, ThornError
 from .patterns import candidate_patterns, validate_pattern
 from .payload_filters import compile_filter
+from .secretset import SecretSet, SubscriberSecret
+from .secretset import previous_secrets as _previous_secrets
 from .signing import DIGESTS, generate_secret, normalize_digest, standard_webhooks_key
 from .validators import display_url, parse_target
 
@@ -98,6 +102,15 @@ def _check_secret(_: object, __: attrs.Attribute[Any], value: object) -> None:
         raise InvalidSubscriber(f"hmac_secret is unusable: {problem}")
 
 
+def _check_previous(
+    _: object, __: attrs.Attribute[Any], value: tuple[SubscriberSecret, ...]
+) -> None:
+    for item in value:
+        problem = secret_problem(item.secret)
+        if problem is not None:
+            raise InvalidSubscriber(f"a previous secret is unusable: {problem}")
+
+
 def _check_content_type(_: object, __: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or value.count("/") != 1 or any(c.isspace() for c in value):
         raise InvalidSubscriber(
@@ -148,6 +161,22 @@ class Subscriber:
     #: A version pin: only the sends of this version of the event type are delivered
     #: (:func:`thorn_core.payload_filters.send_version`); None delivers every version.
     version: str | None = attrs.field(default=None, validator=_check_version)
+    #: Older secrets kept until their expiry during a rotation (newest first); see
+    #: :func:`thorn_core.rotation.rotate_secret`. ``hmac_secret`` is always the current one.
+    previous_secrets: tuple[SubscriberSecret, ...] = attrs.field(
+        default=(), converter=_previous_secrets, validator=_check_previous, repr=False
+    )
+
+    @property
+    def secrets(self) -> SecretSet:
+        """Every secret of the subscriber: ``hmac_secret`` (current), then the older ones."""
+        return SecretSet(self.hmac_secret, self.previous_secrets)
+
+    def live_secrets(self, now: datetime.datetime | None = None) -> tuple[str, ...]:
+        """The secrets deliveries are signed with at ``now``, newest first (expired ignored)."""
+        if not self.previous_secrets:
+            return (self.hmac_secret,)
+        return self.secrets.live(now)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, event: str | None = None) -> Subscriber:
@@ -182,11 +211,13 @@ class Subscriber:
 
     def as_dict(self) -> dict[str, Any]:
         """The subscriber as a JSON-friendly dict, the inverse of :meth:`from_dict`."""
-        data = attrs.asdict(self)
+        data = attrs.asdict(self, filter=lambda a, _: a.name != "previous_secrets")
         data["uuid"] = str(self.uuid)
         for name in ("filter", "version"):
             if data[name] is None:  # absent when unset: what a Thorn without them reads
                 del data[name]
+        if self.previous_secrets:  # absent when empty: what a Thorn without rotation reads
+            data["previous_secrets"] = [s.as_dict() for s in self.previous_secrets]
         return data
 
 
@@ -196,18 +227,20 @@ def subscriber_from_row(row: Any) -> Subscriber:
 
     Raises:
         InvalidSubscriber: the row holds an invalid URL, pattern or field.
+        SecretDecryptionError: its secret is encrypted with none of ``THORN_SECRET_KEYS``.
     """
     return Subscriber(
         url=row.url,
         event=row.event,
         uuid=row.uuid,
         user=getattr(row, "user_id", None),
-        hmac_secret=row.hmac_secret,
+        hmac_secret=plain_secret(row.hmac_secret, row.uuid),
         hmac_digest=row.hmac_digest,
         content_type=row.content_type,
         active=bool(row.active),
         filter=getattr(row, "filter", None),
         version=getattr(row, "version", None),
+        previous_secrets=plain_secret(getattr(row, "previous_secrets", None), row.uuid) or (),
     )
 
 

@@ -1,0 +1,78 @@
+"""Secret rotation with a grace period: a new current secret, the old one signs until it expires."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .exceptions import InvalidRotation
+from .secretset import SecretSet, utcnow
+from .signing import new_secret_like
+from .subscribers import Subscriber, secret_problem
+
+__all__ = ["DEFAULT_GRACE", "SecretStore", "rotate_secret"]
+
+#: How long the old secret keeps signing by default: a day for receivers to switch.
+DEFAULT_GRACE = dt.timedelta(hours=24)
+
+
+@runtime_checkable
+class SecretStore(Protocol):
+    """Where a stored subscriber's secrets are persisted; the Django and Flask adapters
+    implement it over their models (static subscribers have no store)."""
+
+    def save_secrets(self, subscriber: Subscriber, secrets: SecretSet) -> None:
+        """Write ``secrets`` (current and older ones, expired already dropped) for
+        ``subscriber``, in one transaction.
+
+        Raises:
+            InvalidSubscriber: the store does not hold this subscriber.
+        """
+        ...
+
+
+def rotate_secret(
+    subscriber: Subscriber,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    *,
+    store: SecretStore | None = None,
+    secret: str | None = None,
+    now: dt.datetime | None = None,
+) -> Subscriber:
+    """Give ``subscriber`` a new current secret; the old one keeps signing for ``grace``.
+
+    While both live, each delivery carries one ``webhook-signature`` entry per secret and
+    ``Hook-HMAC`` with the new one; expired secrets are dropped here. A static subscriber
+    (no ``store``) gets the new value back to put in ``THORN_SUBSCRIBERS``; a stored one is
+    written through ``store`` before it is returned.
+
+    Args:
+        grace: how long the old secret stays valid; 0 drops it at once.
+        store: persists the result (an adapter's subscriber source).
+        secret: the new secret; a fresh one of the same kind when None.
+        now: the current time (tests); timezone-aware.
+
+    Raises:
+        InvalidRotation: ``grace`` is negative or not a timedelta, or ``secret`` is unusable
+            (or equal to the current one); nothing is written.
+        InvalidSubscriber: the store does not hold the subscriber.
+    """
+    if not isinstance(grace, dt.timedelta):
+        raise InvalidRotation(f"grace must be a timedelta, got {type(grace).__name__}")
+    if grace < dt.timedelta(0):
+        raise InvalidRotation(f"grace must not be negative, got {grace}")
+    new = new_secret_like(subscriber.hmac_secret) if secret is None else secret
+    problem = secret_problem(new)
+    if problem is not None:
+        raise InvalidRotation(f"the new secret is unusable: {problem}")
+    if new == subscriber.hmac_secret:
+        raise InvalidRotation("the new secret must differ from the current one")
+    rotated = subscriber.secrets.rotated(new, grace, now or utcnow())
+    result = attrs.evolve(
+        subscriber, hmac_secret=rotated.current, previous_secrets=rotated.previous
+    )
+    if store is not None:
+        store.save_secrets(result, rotated)
+    return result
