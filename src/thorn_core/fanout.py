@@ -14,6 +14,7 @@ from .exceptions import SerializationError
 from .message import EventMessage
 from .signing import hook_hmac_secret, standard_webhooks_headers
 from .subscribers import Subscriber
+from .targeting import select_subscribers
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -87,7 +88,8 @@ def delivery_id_for(message: EventMessage, subscriber: Subscriber) -> str:
 
 
 def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
-    """Every active subscriber of a message: the app's sources, then its own, each once."""
+    """Every active subscriber of a message: the app's sources, then its own, each once;
+    those whose version pin or payload filter refuses the message are left out."""
     candidates = app.subscribers_for(message.event, message.sender, message.context)
     if message.subscribers:
         candidates = [*candidates, *message.subscribers]
@@ -100,7 +102,7 @@ def resolve_subscribers(app: Thorn, message: EventMessage) -> list[Subscriber]:
             continue
         seen.add(subscriber.uuid)
         found.append(subscriber)
-    return found
+    return select_subscribers(app, message, found)
 
 
 def plan_deliveries(

@@ -192,6 +192,16 @@ class Settings:
         validator=_optional_str_sequence,
         metadata={"doc": "Patterns subscribers may choose (None: any valid pattern)."},
     )
+    event_types_strict: bool = attrs.field(
+        default=False,
+        validator=_bool,
+        metadata={
+            "doc": (
+                "Refuse a subscription whose pattern matches no event type of the catalog "
+                "(APIs, admin, command lines)."
+            )
+        },
+    )
     drf_permission_classes: tuple[str, ...] | None = attrs.field(
         default=None,
         converter=_tuple_or_none,
