@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +14,8 @@ from .codecs import JSON_CONTENT_TYPE, Codec, build_codecs
 from .delivery import Delivery, DeliveryRequest, deliver
 from .dispatchers import Dispatcher, DispatcherFactory, resolve
 from .exceptions import ImproperlyConfigured, SerializationError
-from .log import DeliveryLog, MemoryDeliveryLog, attempt_record, utcnow
+from .health import MemoryHealthStore, is_deferred
+from .log import DeliveryLog, FailureStreak, MemoryDeliveryLog, attempt_record, utcnow
 from .message import EventMessage
 from .settings import Settings
 from .signing import _import_string, load_signer
@@ -31,6 +33,7 @@ from .validators import (
 if TYPE_CHECKING:
     from .buffer import EventBuffer
     from .events import Event
+    from .health import HealthStore
     from .outbox import Outbox
     from .results import SendResult
     from .transport import Transport
@@ -65,6 +68,53 @@ def _load_log(value: Any) -> DeliveryLog:
     if not isinstance(value, DeliveryLog):
         raise ImproperlyConfigured(f"THORN_DELIVERY_LOG {value!r} is not a delivery log")
     return value
+
+
+#: The settings a health store is built from; it is rebuilt when one of them changes.
+_HEALTH_SETTINGS = (
+    "health_url",
+    "dispatcher",
+    "celery_app",
+    "circuit_window",
+    "circuit_min_requests",
+    "circuit_failure_rate",
+    "circuit_cooloff",
+    "circuit_cooloff_max",
+    "slow_threshold",
+    "event_timeout",
+)
+
+
+def _health_settings(settings: Settings) -> tuple[Any, ...]:
+    return tuple(getattr(settings, name) for name in _HEALTH_SETTINGS)
+
+
+def _build_health(settings: Settings, dispatcher_factory: Any) -> HealthStore:
+    """The store of ``app.health`` (see :attr:`Thorn.health`).
+
+    A ``celery`` dispatcher on a broker that is not Redis, without ``THORN_HEALTH_URL``,
+    gets the in-memory store and a warning: each worker then keeps its own health.
+    """
+    url = settings.health_url
+    if url is None and getattr(dispatcher_factory, "__module__", "").startswith(
+        "thorn_core.dispatchers.celery"
+    ):
+        from .dispatchers.celery import celery_app_for
+
+        broker = str(celery_app_for(settings).conf.broker_write_url or "")
+        if broker.startswith(("redis://", "rediss://", "unix://")):
+            url = broker
+        else:
+            logger.warning(
+                "Endpoint health is kept in each process's memory: the Celery broker is not "
+                "Redis and THORN_HEALTH_URL is not set, so circuits, rate limits and failure "
+                "streaks are not shared between workers"
+            )
+    if url is None:
+        return MemoryHealthStore(settings)
+    from .health_redis import RedisHealthStore
+
+    return RedisHealthStore(url, settings)
 
 
 _current_lock = threading.RLock()
@@ -181,6 +231,7 @@ class Thorn:
         self._sources: list[SubscriberSource] = []
         self._dispatcher: Dispatcher | None = None
         self._dispatcher_lock = threading.Lock()
+        self._health: HealthStore | None = None
         self._buffers = _Buffers()
         #: Where events go inside a transaction when ``THORN_OUTBOX`` is on (an adapter's).
         self.outbox: Outbox | None = None
@@ -234,6 +285,22 @@ class Thorn:
         self._dispatcher = None
         if old is not None:
             old.close()
+        if previous is None or _health_settings(previous) != _health_settings(new):
+            old_health, self._health = self._health, None
+            if old_health is not None:
+                old_health.close()
+
+    @property
+    def health(self) -> HealthStore:
+        """The endpoint health store, made on first use: Redis at ``THORN_HEALTH_URL``, else
+        at the Celery broker's URL when that is Redis, else in this process's memory."""
+        health = self._health
+        if health is None:
+            with self._dispatcher_lock:
+                if self._health is None:
+                    self._health = _build_health(self.settings, self._dispatcher_factory)
+                health = self._health
+        return health
 
     def set_current(self) -> None:
         """Make this app the one that events without ``app=`` use."""
@@ -303,7 +370,25 @@ class Thorn:
         except Exception:
             logger.exception("Logging delivery %s failed", delivery.id)
             return
+        if is_deferred(delivery):
+            return  # not an attempt: neither a failure nor a success of the receiver
+        uuid = str(delivery.subscriber.uuid)
         limit = self.settings.failure_limit
+        if isinstance(self.delivery_log, MemoryDeliveryLog):
+            # This process's log sees this process's attempts only: the health store (Redis
+            # for Celery workers) counts the attempts of every process. A database log does.
+            try:
+                count = self.health.record_streak(uuid, ok=delivery.ok)
+                started = None if count < limit else self.health.streak_since(uuid)
+            except Exception:
+                logger.exception("Counting the failure streak of %s failed", uuid)
+                return
+            since = (
+                None
+                if started is None
+                else datetime.datetime.fromtimestamp(started, datetime.timezone.utc)
+            )
+            streak = FailureStreak(count, since)
         if delivery.ok or not limit or streak.count < limit or streak.since is None:
             return
         span = (utcnow() - streak.since).total_seconds()
@@ -314,9 +399,10 @@ class Thorn:
         )
         try:
             if self.deactivate_subscriber(delivery.subscriber, reason, delivery=delivery):
-                self.delivery_log.reset_streak(str(delivery.subscriber.uuid))
+                self.delivery_log.reset_streak(uuid)
+                self.health.reset_streak(uuid)
         except Exception:
-            logger.exception("Deactivating failing subscriber %s failed", delivery.subscriber.uuid)
+            logger.exception("Deactivating failing subscriber %s failed", uuid)
 
     def reactivate_subscriber(self, subscriber: Subscriber) -> bool:
         """Turn a deactivated subscription back on and forget its failures.
@@ -330,6 +416,7 @@ class Thorn:
             if reactivate is not None and reactivate(subscriber):
                 done = True
         self.delivery_log.reset_streak(str(subscriber.uuid))
+        self.health.reset_streak(str(subscriber.uuid))
         return done
 
     def find_subscriber(self, uuid: str) -> Subscriber | None:
@@ -448,6 +535,9 @@ class Thorn:
             dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is not None:
             dispatcher.close()
+        health = self._health
+        if health is not None:
+            health.close()
 
     def __enter__(self) -> Thorn:
         return self

@@ -55,6 +55,30 @@ def _str_or_callable(_: object, attribute: attrs.Attribute[Any], value: object) 
         raise _fail(attribute, "a 'module:name' string or a callable", value)
 
 
+def _optional_positive_number(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _positive_number(_, attribute, value)
+
+
+def _optional_positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _positive_int(_, attribute, value)
+
+
+def _failure_rate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise _fail(attribute, "a number above 0 and at most 1", value)
+
+
+def _cooloff_max(instance: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    _positive_number(instance, attribute, value)
+    if value < instance.circuit_cooloff:
+        raise ImproperlyConfigured(
+            f"{_setting_name(attribute)} ({value!r}) must be at least THORN_CIRCUIT_COOLOFF "
+            f"({instance.circuit_cooloff!r})"
+        )
+
+
 def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise _fail(attribute, "a string or None", value)
@@ -359,6 +383,85 @@ class Settings:
         default=65536,
         validator=_non_negative_int,
         metadata={"doc": "Bytes of a response body read at most; the rest is discarded unread."},
+    )
+    health_url: str | None = attrs.field(
+        default=None,
+        validator=_optional_str,
+        metadata={
+            "doc": (
+                "Redis URL of the endpoint health shared by every process (circuits, rate "
+                "limits, in-flight caps, failure streaks); None: the Celery broker's URL when "
+                "it is Redis, else each process keeps its own in memory."
+            )
+        },
+    )
+    circuit_window: float = attrs.field(
+        default=60.0,
+        validator=_positive_number,
+        metadata={"doc": "Seconds of the sliding window an endpoint's failure rate is taken over."},
+    )
+    circuit_min_requests: int = attrs.field(
+        default=10,
+        validator=_positive_int,
+        metadata={"doc": "Attempts at least in the window before an endpoint's circuit can open."},
+    )
+    circuit_failure_rate: float = attrs.field(
+        default=0.5,
+        validator=_failure_rate,
+        metadata={
+            "doc": "Share of failed attempts in the window (above 0, at most 1) that opens it."
+        },
+    )
+    circuit_cooloff: float = attrs.field(
+        default=10.0,
+        validator=_positive_number,
+        metadata={
+            "doc": "Seconds an open circuit waits before letting one probe delivery through."
+        },
+    )
+    circuit_cooloff_max: float = attrs.field(
+        default=600.0,
+        validator=_cooloff_max,
+        metadata={
+            "doc": "Seconds of cool-off at most; it doubles each time a probe fails, up to this."
+        },
+    )
+    slow_threshold: float = attrs.field(
+        default=5.0,
+        validator=_positive_number,
+        metadata={
+            "doc": "Seconds after which a delivery marks its endpoint slow (as a timeout does)."
+        },
+    )
+    rate_limit: float | None = attrs.field(
+        default=None,
+        validator=_optional_positive_number,
+        metadata={
+            "doc": (
+                "Deliveries per second to one endpoint at most, for subscribers without their "
+                "own `rate_limit`; None: no limit."
+            )
+        },
+    )
+    max_in_flight: int | None = attrs.field(
+        default=None,
+        validator=_optional_positive_int,
+        metadata={
+            "doc": (
+                "Deliveries to one endpoint in progress at once at most, for subscribers "
+                "without their own `max_in_flight`; None: no cap."
+            )
+        },
+    )
+    celery_slow_queue: str | None = attrs.field(
+        default=None,
+        validator=_optional_str,
+        metadata={
+            "doc": (
+                "Queue the deliveries to a slow endpoint are re-published to; None: the same "
+                "queue as the others."
+            )
+        },
     )
 
     @classmethod

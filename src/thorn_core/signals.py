@@ -5,6 +5,8 @@ from __future__ import annotations
 from blinker import Namespace
 
 __all__ = [
+    "circuit_closed",
+    "circuit_opened",
     "delivery_failed",
     "delivery_retrying",
     "delivery_succeeded",
@@ -26,3 +28,9 @@ delivery_retrying = _signals.signal("thorn.delivery-retrying")
 #: A subscription was deactivated (the receiver answered 410 Gone): kwargs ``subscriber``,
 #: ``reason`` and ``delivery``.
 subscriber_deactivated = _signals.signal("thorn.subscriber-deactivated")
+#: An endpoint's circuit opened (its deliveries are deferred): kwargs ``key`` (the endpoint)
+#: and ``status`` (an :class:`~thorn_core.health.EndpointStatus`). Sent once per transition,
+#: by the process whose attempt caused it.
+circuit_opened = _signals.signal("thorn.circuit-opened")
+#: An endpoint's circuit closed again (a probe succeeded): kwargs ``key`` and ``status``.
+circuit_closed = _signals.signal("thorn.circuit-closed")

@@ -118,6 +118,25 @@ def _check_content_type(_: object, __: attrs.Attribute[Any], value: object) -> N
         )
 
 
+def _check_rate_limit(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+    ):
+        raise InvalidSubscriber(f"rate_limit must be a positive number or None, got {value!r}")
+
+
+def _check_max_in_flight(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidSubscriber(f"max_in_flight must be a whole number >= 1 or None, got {value!r}")
+
+
+def _check_endpoint(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (
+        not isinstance(value, str) or not value or any(c.isspace() for c in value)
+    ):
+        raise InvalidSubscriber(f"endpoint must be a non-empty name without spaces, got {value!r}")
+
+
 def _check_active(_: object, __: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise InvalidSubscriber(f"active must be True or False, got {value!r}")
@@ -153,6 +172,14 @@ class Subscriber:
     )
     content_type: str = attrs.field(default=JSON_CONTENT_TYPE, validator=_check_content_type)
     active: bool = attrs.field(default=True, validator=_check_active)
+    #: Deliveries per second to this subscriber's endpoint at most (shared by the
+    #: subscriptions of the endpoint); None: ``THORN_RATE_LIMIT``.
+    rate_limit: float | None = attrs.field(default=None, validator=_check_rate_limit)
+    #: Deliveries to the endpoint in progress at once at most; None: ``THORN_MAX_IN_FLIGHT``.
+    max_in_flight: int | None = attrs.field(default=None, validator=_check_max_in_flight)
+    #: The endpoint whose health this subscription shares (:func:`thorn_core.health.
+    #: endpoint_key`); None: its URL's origin.
+    endpoint: str | None = attrs.field(default=None, validator=_check_endpoint)
     #: A payload filter (:mod:`thorn_core.payload_filters`): only the sends whose payload
     #: satisfies it are delivered; None delivers every matching send.
     filter: Mapping[str, Any] | None = attrs.field(
@@ -238,6 +265,9 @@ def subscriber_from_row(row: Any) -> Subscriber:
         hmac_digest=row.hmac_digest,
         content_type=row.content_type,
         active=bool(row.active),
+        rate_limit=getattr(row, "rate_limit", None),
+        max_in_flight=getattr(row, "max_in_flight", None),
+        endpoint=getattr(row, "endpoint", None) or None,
         filter=getattr(row, "filter", None),
         version=getattr(row, "version", None),
         previous_secrets=plain_secret(getattr(row, "previous_secrets", None), row.uuid) or (),

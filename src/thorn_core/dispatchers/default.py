@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..delivery import Delivery, DeliveryRequest
 from ..fanout import Plan, plan_deliveries
+from ..health import Admission, admit_request, deferred_delivery, endpoint_key, record_outcome
 from ..transport import RequestsTransport, Transport
 
 if TYPE_CHECKING:
@@ -16,7 +19,15 @@ if TYPE_CHECKING:
     from ..message import EventMessage
     from ..results import SendResult
 
-__all__ = ["DefaultDispatcher"]
+__all__ = ["RATE_WAIT_MAX", "DefaultDispatcher"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a delivery over its endpoint's rate limit waits for its token at most; one that
+#: would wait longer is deferred (it fails fast, with the time it could be sent).
+RATE_WAIT_MAX = 1.0
+#: Seconds between two looks for a free in-flight slot.
+_SLOT_POLL = 0.01
 
 
 class DefaultDispatcher:
@@ -25,6 +36,11 @@ class DefaultDispatcher:
     One delivery runs in the calling thread; a fan-out runs concurrently on a bounded pool
     of ``THORN_POOL_SIZE`` threads, each with its own ``requests.Session``. Failed deliveries
     are recorded on the result, not retried later: delayed retries need a queue (Celery).
+
+    Each attempt is admitted by ``app.health`` first. An open circuit fails the delivery
+    fast, without an HTTP attempt, as ``"deferred: circuit open"``; one over its rate limit
+    waits for its token when that takes at most :data:`RATE_WAIT_MAX`, else is deferred; one
+    over its endpoint's in-flight cap waits for a slot up to its timeout.
     """
 
     def __init__(self, app: Thorn, *, transport: Transport | None = None) -> None:
@@ -42,7 +58,37 @@ class DefaultDispatcher:
             return self._executor
 
     def _deliver(self, request: DeliveryRequest, message: EventMessage) -> Delivery:
-        return self.app.deliver(request, self.transport, message)
+        app = self.app
+        admission = self._admit(request)
+        if not admission.allowed:
+            return deferred_delivery(request, admission.reason or "", admission.retry_at)
+        try:
+            delivery = app.deliver(request, self.transport, message)
+        finally:
+            app.health.release(endpoint_key(request.subscriber))
+        try:
+            record_outcome(app, delivery)
+        except Exception:
+            logger.exception("Recording the health of delivery %s failed", delivery.id)
+        return delivery
+
+    def _admit(self, request: DeliveryRequest) -> Admission:
+        """The admission of ``request``, after waiting briefly for a token or a slot."""
+        started = time.monotonic()
+        while True:
+            admission = admit_request(self.app, request.subscriber)
+            if admission.allowed or admission.reason == "circuit_open":
+                return admission
+            waited = time.monotonic() - started
+            if admission.reason == "rate_limited":
+                wait = (admission.retry_at or 0.0) - time.time()
+                if waited + wait > RATE_WAIT_MAX:
+                    return admission
+            else:  # max_in_flight: a slot frees when a delivery ends, within its timeout
+                wait = _SLOT_POLL
+                if waited + wait > request.timeout:
+                    return admission
+            time.sleep(max(0.0, wait))
 
     def prepare(self, result: SendResult) -> None:
         """Plan the deliveries at ``send()`` time: resolve, encode once, sign.
