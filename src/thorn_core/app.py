@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 import logging
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import signals
 from .binding import BlinkerBinding, ModelBinding
+from .catalog import Catalog, EventType
 from .codecs import JSON_CONTENT_TYPE, Codec, build_codecs
 from .delivery import Delivery, DeliveryRequest, deliver
 from .dispatchers import Dispatcher, DispatcherFactory, resolve
@@ -235,6 +237,11 @@ class Thorn:
         self._buffers = _Buffers()
         #: Where events go inside a transaction when ``THORN_OUTBOX`` is on (an adapter's).
         self.outbox: Outbox | None = None
+        #: The declared event types (:meth:`event_type`, ``THORN_EVENT_TYPES``).
+        self.catalog = Catalog()
+        #: Debug mode (Django's ``DEBUG``, Flask's ``app.debug``; adapters set it): payloads
+        #: that break their schema raise unless ``THORN_VALIDATE_PAYLOADS`` says otherwise.
+        self.debug = False
         self.configure(settings)
         if set_as_current:
             self.set_current()
@@ -258,6 +265,10 @@ class Thorn:
             else load_validators(new.recipient_validators)
         )
         static = StaticSubscribers.from_setting(new.subscribers)
+        for declared in new.event_types or ():
+            self.catalog.add(
+                declared if isinstance(declared, EventType) else EventType.from_setting(declared)
+            )
         previous: Settings | None = getattr(self, "settings", None)
         if previous is not None and new.delivery_log == previous.delivery_log:
             # THORN_DELIVERY_LOG is unchanged: keep the log in use, which may be one an
@@ -522,6 +533,62 @@ class Thorn:
         if signals.event_sent.receivers:
             for result in results:
                 signals.event_sent.send(self, result=result)
+
+    def event_type(
+        self,
+        name: str,
+        *,
+        schema: Any = None,
+        description: str = "",
+        examples: Sequence[Any] = (),
+        version: str = "1",
+        deprecated: bool = False,
+    ) -> EventType:
+        """Declare an event type in :attr:`catalog`: its payload schema (JSON Schema draft
+        2020-12, or a class one can be derived from), description, examples and version.
+
+        Raises:
+            InvalidEventType: a schema that is not JSON Schema, an example that breaks it, or
+                another type with this name and version.
+        """
+        return self.catalog.add(
+            EventType(
+                name=name,
+                version=version,
+                schema=schema,
+                description=description,
+                examples=examples,
+                deprecated=deprecated,
+            )
+        )
+
+    @property
+    def validation_mode(self) -> str:
+        """``THORN_VALIDATE_PAYLOADS``, or when None: "raise" under the pytest plugin and in
+        debug mode, "warn" otherwise."""
+        mode = self.settings.validate_payloads
+        if mode is not None:
+            return mode
+        if self.debug or "thorn_core.pytest_plugin" in sys.modules:
+            return "raise"
+        return "warn"
+
+    def check_payload(self, message: EventMessage, version: str | None = None) -> None:
+        """Judge a message's payload against its event type (``THORN_VALIDATE_PAYLOADS``).
+
+        Raises:
+            PayloadValidationError: in "raise" mode, when the payload breaks the schema; in
+                "warn" mode the problem is logged and the message goes out.
+        """
+        mode = self.validation_mode
+        if mode == "off":
+            return
+        error = self.catalog.error(message.event, message.data, version)
+        if error is None:
+            return
+        if mode == "raise":
+            raise error
+        logger.warning("Sending a payload that breaks its schema: %s", error)
 
     def event(self, name: str, **options: Any) -> Event:
         """An :class:`~thorn_core.Event` bound to this app."""

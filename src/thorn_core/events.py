@@ -108,6 +108,8 @@ class Event:
         recipient_validators: replace ``THORN_RECIPIENT_VALIDATORS`` for this event.
         subscribers: URLs, dicts or :class:`Subscriber` objects that always receive this event.
         headers: extra HTTP headers on every delivery of this event.
+        version: the version of the event type (``app.event_type``) its payloads must keep;
+            the newest declared one when None.
         **v1_options: Thorn 1.x's ``request_data`` and ``allow_keepalive``, deprecated (see
             :func:`thorn_core.v1.event_options`).
 
@@ -128,9 +130,14 @@ class Event:
         recipient_validators: Iterable[Any] | None = None,
         subscribers: Any = None,
         headers: Mapping[str, str] | None = None,
+        version: str | None = None,
         **v1_options: Any,
     ) -> None:
         self.name = validate_event_name(name)
+        if version is not None and not isinstance(version, str):
+            raise TypeError(f"version must be a str or None, got {version!r}")
+        #: The event type version payloads are judged against (the newest when None).
+        self.version = version
         request_data: Mapping[str, Any] | None = None
         v1_headers: dict[str, str] = {}
         if v1_options:
@@ -174,7 +181,8 @@ class Event:
         ``name`` replaces the event's name in the message (model events format theirs per
         instance); it is validated unless it is the event's own (valid) name.
         """
-        settings = (app or self.app).settings
+        app = app or self.app
+        settings = app.settings
         # Options left out (the common case) cost no call.
         message_headers = self.headers
         if headers is not None:
@@ -187,7 +195,7 @@ class Event:
             from .v1 import merge_request_data
 
             data = merge_request_data(self.name, self.request_data, data)
-        return EventMessage(
+        message = EventMessage(
             event=self.name if name is None or name == self.name else validate_event_name(name),
             data=data,
             sender=sender if sender is None else sender_key(sender),
@@ -202,6 +210,9 @@ class Event:
             if subscribers is None
             else self.subscribers + _subscribers(subscribers, self.name),
         )
+        if app.catalog:  # declared types: judge the payload before anything goes out
+            app.check_payload(message, self.version)
+        return message
 
     def send(
         self,
@@ -233,6 +244,8 @@ class Event:
 
         Raises:
             SerializationError: the payload cannot be encoded; nothing is sent.
+            PayloadValidationError: the payload breaks its event type's schema and
+                ``THORN_VALIDATE_PAYLOADS`` is "raise"; nothing is sent.
         """
         app = self.app
         message = self.prepare(

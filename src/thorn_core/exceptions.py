@@ -8,6 +8,7 @@ __all__ = [
     "DeliveryTimeout",
     "ImproperlyConfigured",
     "InvalidEventName",
+    "InvalidEventType",
     "InvalidFilter",
     "InvalidModelEvent",
     "InvalidPayloadFilter",
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidSignature",
     "InvalidSubscriber",
     "InvalidURL",
+    "PayloadValidationError",
     "RecipientRefused",
     "SecretDecryptionError",
     "SerializationError",
@@ -118,3 +120,27 @@ class SecretDecryptionError(ThornError):
 
 class InvalidRotation(ThornError, ValueError):
     """A secret rotation was asked with a bad argument (a negative grace, a bad new secret)."""
+
+
+class InvalidEventType(ThornError, ValueError):
+    """An event type is declared wrongly: a schema that is not JSON Schema (draft 2020-12), an
+    example its schema refuses, or a second type with one name and version."""
+
+
+class PayloadValidationError(ThornError, ValueError):
+    """A payload breaks its event type's schema; nothing was sent.
+
+    ``event`` and ``version`` name the type, ``pointer`` is the JSON pointer of the offending
+    value (empty for the payload as a whole) and ``rule`` the schema keyword it breaks.
+    """
+
+    def __init__(self, event: str, version: str, pointer: str, rule: str, problem: str) -> None:
+        self.event = event
+        self.version = version
+        self.pointer = pointer
+        self.rule = rule
+        self.problem = problem
+        super().__init__(
+            f"payload of {event!r} (version {version}) breaks its schema at "
+            f"{pointer or '/'} ({rule}): {problem}"
+        )

@@ -79,6 +79,11 @@ def _cooloff_max(instance: Any, attribute: attrs.Attribute[Any], value: object) 
         )
 
 
+def _validation_mode(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in (None, "raise", "warn", "off"):
+        raise _fail(attribute, "'raise', 'warn', 'off' or None", value)
+
+
 def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise _fail(attribute, "a string or None", value)
@@ -337,6 +342,29 @@ class Settings:
             "doc": (
                 "Write events sent inside a database transaction to an outbox table in that "
                 "transaction; a relay dispatches them after commit (needs an adapter's outbox)."
+            )
+        },
+    )
+    event_types: Sequence[Any] | None = attrs.field(
+        default=None,
+        converter=_tuple_or_none,
+        validator=_optional_sequence,
+        metadata={
+            "doc": (
+                "Event types for the catalog: a list of mappings with `name` and optionally "
+                "`version`, `schema`, `description`, `examples`, `deprecated` (or `EventType` "
+                "objects); added to those declared with `app.event_type()`."
+            )
+        },
+    )
+    validate_payloads: str | None = attrs.field(
+        default=None,
+        validator=_validation_mode,
+        metadata={
+            "doc": (
+                "What a payload that breaks its event type's schema does at send: `raise` "
+                "(PayloadValidationError, nothing sent), `warn` (logged, sent) or `off`; None: "
+                "`raise` under the pytest plugin and in debug mode, `warn` otherwise."
             )
         },
     )
