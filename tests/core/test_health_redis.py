@@ -1,0 +1,188 @@
+"""The Redis health store against a real Redis: processes racing on one key, garbage in keys,
+and Redis going away mid-delivery."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from thorn_core.health_redis import RedisHealthStore
+
+from ._health_support import (
+    REDIS_URL,
+    drop_prefix,
+    redis_store,
+    require_redis,
+    settings,
+    unique_prefix,
+)
+
+KEY = "http://racing.example:80"
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix of this test alone, deleted afterwards."""
+    require_redis()
+    found = unique_prefix()
+    yield found
+    drop_prefix(found)
+
+
+def _race_tokens(prefix: str, rate: float, until: float, out: Any) -> None:
+    """In a child process: ask for tokens as fast as possible until ``until``; report grants."""
+    store = redis_store(settings(), prefix)
+    granted = []
+    while time.time() < until:
+        now = time.time()
+        if store.admit(KEY, rate_limit=rate, max_in_flight=None, now=now).allowed:
+            granted.append(now)
+    store.close()
+    out.put(granted)
+
+
+def _race_slots(prefix: str, tries: int, out: Any) -> None:
+    """In a child process: take in-flight slots (never released) ``tries`` times; report wins."""
+    store = redis_store(settings(), prefix)
+    won = sum(
+        store.admit(KEY, rate_limit=None, max_in_flight=5, now=None).allowed for _ in range(tries)
+    )
+    store.close()
+    out.put(won)
+
+
+def _run(target: Any, *args: Any) -> list[Any]:
+    """Run ``target`` in two spawned processes at once; return what each put on the queue."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    processes = [context.Process(target=target, args=(*args, out)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    results = [out.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    return results
+
+
+class TestRacingProcesses:
+    """Two processes on one key never get more than the key allows."""
+
+    def test_tokens_are_never_over_granted(self, prefix: str) -> None:
+        """Two processes hammering a 20/s bucket for 1.5 s get 20/s between them, spaced 50 ms."""
+        rate, length = 20.0, 1.5
+        start = time.time() + 2.0  # both children are up by then
+        # Each child starts asking as soon as it is up; count only grants inside the window.
+        results = _run(_race_tokens, prefix, rate, start + length)
+        grants = sorted(t for granted in results for t in granted if t >= start)
+        assert all(results), "both processes asked and were granted tokens"
+        assert len(grants) <= rate * length + 1
+        assert len(grants) >= rate * length * 0.8  # the limit is reached, not starved
+        gaps = [b - a for a, b in itertools.pairwise(grants)]
+        assert min(gaps) >= 1 / rate - 0.002
+
+    def test_in_flight_slots_are_never_over_granted(self, prefix: str) -> None:
+        """Two processes asking 50 times each for slots of a cap of 5 win 5 between them."""
+        assert sum(_run(_race_slots, prefix, 50)) == 5
+
+
+class TestGarbage:
+    """A key Thorn did not write is reset, not a crashed worker."""
+
+    @pytest.mark.parametrize(
+        "plant",
+        [
+            lambda client, key: client.set(key, "not a hash"),
+            lambda client, key: client.hset(key, mapping={"state": "molten", "b0i": "1"}),
+            lambda client, key: client.hset(
+                key, mapping={"next_probe_at": "soon", "state": "open"}
+            ),
+            lambda client, key: client.set(key + ":f", "not a sorted set"),
+        ],
+        ids=["wrong-type", "bad-state", "bad-number", "bad-in-flight"],
+    )
+    def test_garbage_is_reset(self, prefix: str, plant: Any) -> None:
+        """admit, record and status all work on a key holding garbage, which starts afresh."""
+        store = redis_store(settings(), prefix)
+        try:
+            plant(store.client, store._key(KEY))
+            assert store.status(KEY).state == "closed"
+            assert store.admit(KEY, rate_limit=1.0, max_in_flight=1).allowed
+            store.release(KEY)
+            status = store.record(KEY, ok=False, duration=0.1)
+            assert (status.state, status.requests, status.failures) == ("closed", 1, 1)
+        finally:
+            store.close()
+
+    def test_garbage_streak_is_reset(self, prefix: str) -> None:
+        """A subscriber's streak key holding garbage starts again at one."""
+        store = redis_store(settings(), prefix)
+        try:
+            store.client.set(f"{prefix}s:sub", "garbage")
+            assert store.record_streak("sub", ok=False) == 1
+            store.client.hset(f"{prefix}s:sub", "n", "many")
+            assert store.record_streak("sub", ok=False) == 1
+        finally:
+            store.close()
+
+
+class TestRedisDown:
+    """Redis unreachable: the memory fallback answers, with one warning a minute."""
+
+    def test_falls_back_to_memory_with_one_warning(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Every call still answers (from memory) and the breaker still works; one warning."""
+        store = RedisHealthStore(
+            "redis://127.0.0.1:1/0",
+            settings(circuit_min_requests=2, circuit_cooloff=30),
+            prefix=unique_prefix(),
+        )
+        with caplog.at_level(logging.WARNING, logger="thorn_core.health_redis"):
+            for _ in range(2):
+                assert store.admit(KEY, rate_limit=None, max_in_flight=None).allowed
+                store.release(KEY)
+                status = store.record(KEY, ok=False, duration=0.1)
+            refused = store.admit(KEY, rate_limit=None, max_in_flight=None)
+            store._down_until = 0.0  # as if a second passed: Redis is tried (and fails) again
+            assert store.record_streak("sub", ok=False) == 1
+        store.close()
+        assert status.state == "open"
+        assert refused.reason == "circuit_open"
+        warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        assert len(warnings) == 1
+
+    def test_recovers_when_redis_answers_again(self, prefix: str) -> None:
+        """Once Redis answers, the store uses it again (the fallback's state stays local)."""
+        store = redis_store(settings(), prefix)
+        try:
+            store._down_until = time.monotonic() + 60  # as if Redis just failed
+            store.record(KEY, ok=False, duration=0.1)
+            assert store.fallback.status(KEY).requests == 1
+            store._down_until = 0.0
+            store.record(KEY, ok=False, duration=0.1)
+            assert store.client.exists(store._key(KEY))
+        finally:
+            store.close()
+
+    def test_store_url_is_shared_by_apps(self, prefix: str) -> None:
+        """Two stores on one URL and prefix (two processes' apps) see one circuit."""
+        config = settings(circuit_min_requests=2)
+        first, second = redis_store(config, prefix), redis_store(config, prefix)
+        try:
+            first.record(KEY, ok=False, duration=0.1)
+            status = second.record(KEY, ok=False, duration=0.1)
+            assert (status.state, status.transition) == ("open", "opened")
+            assert first.admit(KEY, rate_limit=None, max_in_flight=None).reason == "circuit_open"
+        finally:
+            first.close()
+            second.close()
+
+
+def test_redis_url_of_the_tests_is_loopback() -> None:
+    """The tests send traffic only to 127.0.0.1."""
+    assert "127.0.0.1" in REDIS_URL
