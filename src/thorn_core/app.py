@@ -238,7 +238,7 @@ class Thorn:
         #: Where events go inside a transaction when ``THORN_OUTBOX`` is on (an adapter's).
         self.outbox: Outbox | None = None
         #: The declared event types (:meth:`event_type`, ``THORN_EVENT_TYPES``).
-        self.catalog = Catalog()
+        self.catalog = Catalog(self)
         #: Debug mode (Django's ``DEBUG``, Flask's ``app.debug``; adapters set it): payloads
         #: that break their schema raise unless ``THORN_VALIDATE_PAYLOADS`` says otherwise.
         self.debug = False

@@ -6,13 +6,15 @@ import contextlib
 import dataclasses
 import datetime
 import decimal
+import logging
 import re
 import threading
 import types
 import typing
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -24,10 +26,14 @@ __all__ = [
     "Catalog",
     "EventType",
     "SchemaDeriver",
+    "TypeProvider",
     "add_schema_deriver",
+    "add_type_provider",
     "derive_schema",
     "remove_schema_deriver",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: The JSON Schema dialect of every schema in the catalog.
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -154,6 +160,31 @@ def derive_schema(source: Any) -> dict[str, Any]:
         f"schema must be a JSON Schema mapping, a dataclass or attrs class, or a class an "
         f"adapter knows (a DRF serializer, an SQLAlchemy model), got {source!r}"
     )
+
+
+class TypeProvider(Protocol):
+    """Something that declares event types for the catalog of its app, read when a catalog
+    is next used: model events (:class:`~thorn_core.ModelEvent`) are providers."""
+
+    @property
+    def app(self) -> Any:
+        """The app whose catalog gets the types."""
+
+    def event_types(self) -> list[EventType]:
+        """The types to declare (none when the provider cannot describe its payload)."""
+
+
+_providers: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Changes each time a provider is added, so that catalogs know to read them again.
+_provider_generation = 0
+
+
+def add_type_provider(provider: TypeProvider) -> None:
+    """Have ``provider``'s types declared in its app's catalog (held weakly)."""
+    global _provider_generation
+    with _derivers_lock:
+        _providers.add(provider)
+        _provider_generation += 1
 
 
 # --- validators ----------------------------------------------------------------------------
@@ -454,12 +485,37 @@ class Catalog:
     validator is compiled once per type, on the first payload it judges.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, owner: object = None) -> None:
+        #: The app whose type providers (model events) this catalog reads.
+        self._owner = owner
+        self._provided = -1
+        self._lock = threading.RLock()
         self._types: dict[tuple[str, str], EventType] = {}
         #: Newest version of each name (what a send without a version is judged against).
         self._latest: dict[str, EventType] = {}
         self._judges: dict[tuple[str, str], _Judge] = {}
+
+    def _sync(self) -> None:
+        """Declare the types of the providers added since the last read (model events).
+
+        A provided type that clashes with a declared one is logged and left out: the
+        declaration made on the app wins.
+        """
+        generation = _provider_generation
+        if generation == self._provided or self._owner is None:
+            return
+        with self._lock:
+            if generation == self._provided:
+                return
+            self._provided = generation
+            for provider in list(_providers):
+                try:
+                    if provider.app is not self._owner:
+                        continue
+                    for event_type in provider.event_types():
+                        self._add(event_type)
+                except InvalidEventType as exc:
+                    logger.warning("Leaving %r out of the event catalog: %s", provider, exc)
 
     def add(self, event_type: EventType) -> EventType:
         """Add a declared type.
@@ -470,6 +526,10 @@ class Catalog:
         """
         if not isinstance(event_type, EventType):
             raise InvalidEventType(f"not an EventType: {event_type!r}")
+        self._sync()
+        return self._add(event_type)
+
+    def _add(self, event_type: EventType) -> EventType:
         with self._lock:
             known = self._types.get(event_type.key)
             if known is not None:
@@ -495,13 +555,16 @@ class Catalog:
             self._types.clear()
             self._latest.clear()
             self._judges.clear()
+            self._provided = -1
 
     def types(self) -> list[EventType]:
         """Every type, sorted by name then version."""
+        self._sync()
         return sorted(self._types.values(), key=lambda t: (t.name, _version_key(t.version)))
 
     def names(self) -> list[str]:
         """Every declared event name, sorted."""
+        self._sync()
         return sorted(self._latest)
 
     def versions(self, name: str) -> list[str]:
@@ -510,6 +573,7 @@ class Catalog:
 
     def get(self, name: str, version: str | None = None) -> EventType | None:
         """The type of ``name`` at ``version`` (the newest when None), or None if undeclared."""
+        self._sync()
         if version is None:
             return self._latest.get(name)
         return self._types.get((name, version))
@@ -524,9 +588,11 @@ class Catalog:
         return [t for t in self.types() if pattern in candidate_patterns(t.name)]
 
     def __len__(self) -> int:
+        self._sync()
         return len(self._types)
 
     def __contains__(self, name: object) -> bool:
+        self._sync()
         return name in self._latest
 
     def __iter__(self) -> typing.Iterator[EventType]:

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .binding import ChangeHandler, ModelBinding, ModelChange, Trigger
+from .catalog import EventType, add_type_provider, derive_schema
 from .events import Event, _headers, _merge_headers
-from .exceptions import ImproperlyConfigured, InvalidEventName, InvalidModelEvent
+from .exceptions import ImproperlyConfigured, InvalidEventName, InvalidEventType, InvalidModelEvent
 from .filters import MISSING, Q
 from .paths import parse_path, resolve_path
 from .patterns import validate_event_name
@@ -92,6 +93,12 @@ class ModelEvent:
         app: as for :class:`~thorn_core.Event`; so are ``timeout``, ``retry``,
             ``retry_max``, ``retry_delay``, ``recipient_validators``, ``subscribers`` and
             ``headers``.
+        schema: the schema of the message's ``data`` for the event catalog (JSON Schema, or a
+            class one can be derived from); None: generated from the model's fields, loosely
+            (no field required, others allowed). The catalog type describes the whole message.
+        description: the catalog type's description.
+        examples: examples of ``data`` for the catalog.
+        version: the catalog type's version ("1" when None), and the one payloads keep.
         **field_filters: keyword filters ``path__operator=value`` (see :mod:`thorn_core.filters`).
 
     Raises:
@@ -116,6 +123,10 @@ class ModelEvent:
         recipient_validators: Iterable[Any] | None = None,
         subscribers: Any = None,
         headers: Mapping[str, str] | None = None,
+        schema: Any = None,
+        description: str = "",
+        examples: Iterable[Any] = (),
+        version: str | None = None,
         **field_filters: Any,
     ) -> None:
         self.event = Event(
@@ -128,7 +139,12 @@ class ModelEvent:
             recipient_validators=recipient_validators,
             subscribers=subscribers,
             headers=headers,
+            version=version,
         )
+        #: The catalog declaration: the ``data`` schema (or its source), description, examples.
+        self.schema = schema
+        self.description = description
+        self.examples = tuple(examples)
         #: The name as declared (before formatting with an instance).
         self.name = name
         self._formatted = _has_format_fields(name)
@@ -172,9 +188,16 @@ class ModelEvent:
         return self.app.settings.signal_honors_transaction
 
     def use_defaults(
-        self, *, sender_field: str | None = None, reverse: Reverse | None = None
+        self,
+        *,
+        sender_field: str | None = None,
+        reverse: Reverse | None = None,
+        schema: Any = None,
     ) -> None:
-        """Take the model's ``sender_field`` and ``reverse`` where the event sets none."""
+        """Take the model's ``sender_field``, ``reverse`` and ``schema`` where the event sets
+        none."""
+        if self.schema is None:
+            self.schema = schema
         if self.sender_field is None:
             self.sender_field = _check_sender_field(sender_field)
         if self.reverse is None:
@@ -230,6 +253,57 @@ class ModelEvent:
             self.disconnect_model(model)
         for trigger in self.triggers:
             self._connect(model, binding, trigger)
+        if not self._formatted:
+            add_type_provider(self)
+
+    def event_types(self) -> list[EventType]:
+        """The catalog type of this event: the message ``{"event", "ref", "sender", "data"}``
+        with ``data`` as declared, or generated from the first connected model's fields.
+
+        None for a name formatted per instance, or with neither a schema nor a model an
+        adapter can describe.
+        """
+        if self._formatted:
+            return []
+        source = self.schema
+        loose = False
+        if source is None:
+            if not self._connections:
+                return []
+            source, loose = next(iter(self._connections)), True
+        try:
+            data = derive_schema(source)
+        except InvalidEventType:
+            if loose:
+                return []  # a model no adapter describes: not in the catalog
+            raise
+        if loose:
+            data = {**data, "additionalProperties": True}
+            data.pop("required", None)
+        schema = {
+            "type": "object",
+            "properties": {
+                "event": {"const": self.name},
+                "ref": {"type": ["string", "null"], "format": "uri"},
+                "sender": {"type": ["string", "integer", "null"]},
+                "data": data,
+            },
+            "required": ["event", "ref", "sender", "data"],
+            "additionalProperties": False,
+        }
+        models = ", ".join(model.__name__ for model in self._connections)
+        return [
+            EventType(
+                name=self.name,
+                version=self.event.version or "1",
+                schema=schema,
+                description=self.description or (f"A change of {models}." if models else ""),
+                examples=[
+                    {"event": self.name, "ref": None, "sender": None, "data": example}
+                    for example in self.examples
+                ],
+            )
+        ]
 
     def _connect(self, model: type, binding: ModelBinding, trigger: Trigger) -> None:
         _binding, handlers = self._connections.setdefault(model, (binding, {}))
@@ -664,7 +738,11 @@ def _augment(
     if reverse is not None:
         webhooks.reverse = _check_reverse(reverse)
     for event in found.values():
-        event.use_defaults(sender_field=webhooks.sender_field, reverse=webhooks.reverse)
+        event.use_defaults(
+            sender_field=webhooks.sender_field,
+            reverse=webhooks.reverse,
+            schema=getattr(webhooks, "schema", None),
+        )
         event.connect_model(model, binding)
     setattr(model, "webhooks", webhooks)  # noqa: B010 -- mypy does not know the attribute
     return model

@@ -12,10 +12,47 @@ from .secretset import SecretSet, utcnow
 from .signing import new_secret_like
 from .subscribers import Subscriber, secret_problem
 
-__all__ = ["DEFAULT_GRACE", "SecretStore", "rotate_secret"]
+__all__ = ["DEFAULT_GRACE", "MAX_GRACE", "SecretStore", "grace_from", "rotate_secret"]
 
 #: How long the old secret keeps signing by default: a day for receivers to switch.
 DEFAULT_GRACE = dt.timedelta(hours=24)
+#: The longest grace accepted from an API or a command line (a forgotten old secret is a risk).
+MAX_GRACE = dt.timedelta(days=30)
+
+
+def grace_from(value: object) -> dt.timedelta:
+    """A grace period from an API body or a command line: seconds (a number, or its text),
+    a timedelta, or None for :data:`DEFAULT_GRACE`.
+
+    Raises:
+        InvalidRotation: not a number of seconds, negative, or over :data:`MAX_GRACE`.
+    """
+    if value is None:
+        return DEFAULT_GRACE
+    if isinstance(value, dt.timedelta):
+        grace = value
+    else:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise InvalidRotation(f"grace must be a number of seconds, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise InvalidRotation(f"grace must be a number of seconds, got {value!r}")
+        if value < 0:
+            raise InvalidRotation(f"grace must not be negative, got {value!r}")
+        if value > MAX_GRACE.total_seconds():
+            raise InvalidRotation(
+                f"grace must be at most {int(MAX_GRACE.total_seconds())} seconds (30 days)"
+            )
+        grace = dt.timedelta(seconds=value)
+    if grace < dt.timedelta(0):
+        raise InvalidRotation(f"grace must not be negative, got {grace}")
+    if grace > MAX_GRACE:
+        raise InvalidRotation(
+            f"grace must be at most {int(MAX_GRACE.total_seconds())} seconds (30 days)"
+        )
+    return grace
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ from thorn_core.validators import MASK, display_url
 from ._cli import outcome
 from .conf import get_app, get_subscriber_model
 from .models import DeliveryAttempt, OutboxEvent, Subscriber
-from .source import subscriber_from_model
+from .source import StoredSubscribers, subscriber_from_model
 
 __all__ = ["DeliveryAttemptAdmin", "OutboxEventAdmin", "SubscriberAdmin", "SubscriberAdminForm"]
 
@@ -150,7 +150,7 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "updated_at",
     )
     raw_id_fields = ("user",)
-    actions = ("send_test_ping", "redeliver_failed_deliveries", "reenable")
+    actions = ("send_test_ping", "redeliver_failed_deliveries", "reenable", "rotate_secret")
 
     @admin.display(description="URL", ordering="url")
     def shown_url(self, obj: Any) -> str:
@@ -246,6 +246,31 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             app.reactivate_subscriber(subscriber_from_model(row))
             count += 1
         self.message_user(request, f"Re-enabled {count} subscribers.", messages.SUCCESS)
+
+    @admin.action(
+        description="Rotate the secret of the selected subscribers (old one kept 24 h)",
+        permissions=["change"],
+    )
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Give each selected subscriber a new secret; the old one signs for a day more.
+
+        The message never holds a secret (messages are stored): the change page shows it.
+        """
+        source = StoredSubscribers()
+        for row in queryset:
+            shown = _shown_url(row.url)
+            try:
+                rotated = source.rotate(row)
+            except ThornError as exc:
+                self.message_user(request, f"{shown}: not rotated ({exc}).", messages.ERROR)
+                continue
+            until = max(s.expires_at for s in rotated.previous_secrets if s.expires_at)
+            self.message_user(
+                request,
+                f"{shown}: new secret (see its page); the old one signs until "
+                f"{until:%Y-%m-%d %H:%M} UTC.",
+                messages.SUCCESS,
+            )
 
 
 class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]

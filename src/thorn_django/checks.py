@@ -24,7 +24,7 @@ from thorn_core.signing import load_signer
 from thorn_core.subscribers import StaticSubscribers
 from thorn_core.validators import load_validators
 
-__all__ = ["CHECKS", "check_settings", "register"]
+__all__ = ["CHECKS", "check_secret_keys", "check_settings", "register"]
 
 #: Every check id with what it reports (the table in docs/django.md).
 CHECKS = {
@@ -42,6 +42,7 @@ CHECKS = {
     "thorn.E012": "django.contrib.sites is installed without SITE_ID (or THORN_BASE_URL) "
     "while model events need absolute ref URLs",
     "thorn.E013": "a model event's model_reverser names a URL name that does not exist",
+    "thorn.W001": "THORN_SECRET_KEYS is not set: subscriber secrets are stored in clear",
 }
 
 _HINTS = {
@@ -183,6 +184,23 @@ def _url_name_exists(view_name: str) -> bool:
         return True
 
 
+def check_secret_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W001 when stored secrets are not encrypted (no ``THORN_SECRET_KEYS``): a database dump
+    would hand over every subscriber's signing secret. A malformed key is E006."""
+    if getattr(django_settings, "THORN_SECRET_KEYS", None):
+        return []
+    return [
+        checks.Warning(
+            CHECKS["thorn.W001"],
+            hint="Set THORN_SECRET_KEYS = [Fernet.generate_key().decode()] (kept out of the "
+            "database), then run manage.py thorn_subscribers reencrypt; see docs/security.md.",
+            obj="settings",
+            id="thorn.W001",
+        )
+    ]
+
+
 def register() -> None:
     """Register the checks (from ``AppConfig.ready``; registering twice is harmless)."""
     checks.register(check_settings, "thorn")
+    checks.register(check_secret_keys, "thorn", checks.Tags.security)

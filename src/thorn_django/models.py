@@ -19,11 +19,12 @@ from thorn_core.subscriptions import (
     MAX_CONTENT_TYPE_LENGTH,
     MAX_DIGEST_LENGTH,
     MAX_EVENT_LENGTH,
-    MAX_SECRET_LENGTH,
     MAX_URL_LENGTH,
     check_subscription,
 )
 from thorn_core.validators import display_url
+
+from .fields import EncryptedSecretField
 
 __all__ = [
     "AbstractSubscriber",
@@ -105,8 +106,13 @@ class AbstractSubscriber(models.Model):
         related_query_name="%(app_label)s_%(class)s",
         help_text="The owner: receives only the events sent with this user as sender.",
     )
-    hmac_secret = models.CharField(
-        "HMAC secret", max_length=MAX_SECRET_LENGTH, default=generate_secret, editable=False
+    hmac_secret = EncryptedSecretField("HMAC secret", default=generate_secret, editable=False)
+    previous_secrets = EncryptedSecretField(
+        "previous secrets",
+        blank=True,
+        default="",
+        editable=False,
+        help_text="Older secrets that still sign until they expire (JSON), after a rotation.",
     )
     hmac_digest = models.CharField(
         "HMAC digest", max_length=MAX_DIGEST_LENGTH, choices=DIGEST_CHOICES, default="sha256"

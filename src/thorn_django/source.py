@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
+from thorn_core.encryption import UnreadableSecret
+from thorn_core.exceptions import InvalidSubscriber
+from thorn_core.rotation import DEFAULT_GRACE, rotate_secret
+from thorn_core.secretset import SecretSet
 from thorn_core.subscribers import (
     Subscriber,
     stored_subscriber,
@@ -85,6 +90,60 @@ class StoredSubscribers:
         if rows.filter(active=False).update(active=True):
             logger.info("Re-enabled subscriber %s", subscriber.uuid)
         return True
+
+    def save_secrets(self, subscriber: Subscriber, secrets: SecretSet) -> None:
+        """Write the current and older secrets of ``subscriber`` (encrypted when
+        ``THORN_SECRET_KEYS`` is set); the :class:`~thorn_core.rotation.SecretStore` side.
+
+        Raises:
+            thorn_core.InvalidSubscriber: no row has the subscriber's uuid.
+        """
+        from .conf import get_subscriber_model
+
+        model = get_subscriber_model()
+        updated = model._default_manager.filter(uuid=subscriber.uuid).update(
+            hmac_secret=secrets.current, previous_secrets=secrets.previous_json()
+        )
+        if not updated:
+            raise InvalidSubscriber(f"no stored subscriber {subscriber.uuid}")
+
+    def rotate(self, row: Any, grace: Any = DEFAULT_GRACE) -> Subscriber:
+        """Rotate the secret of ``row`` (a model instance) under a row lock; the rotated
+        subscriber, whose ``hmac_secret`` is the new secret.
+
+        Raises:
+            thorn_core.exceptions.InvalidRotation: a bad ``grace``; nothing is written.
+            thorn_core.exceptions.SecretDecryptionError: no key reads the stored secret.
+        """
+        with transaction.atomic():
+            locked = type(row)._default_manager.select_for_update().get(pk=row.pk)
+            return rotate_secret(subscriber_from_model(locked), grace, store=self)
+
+    def reencrypt(self) -> tuple[int, list[str]]:
+        """Rewrite every row's secrets with the newest key of ``THORN_SECRET_KEYS`` (or in
+        clear without keys), dropping expired older secrets; the count rewritten and the uuids
+        of rows no key reads (left as they are)."""
+        from .conf import get_subscriber_model
+
+        model = get_subscriber_model()
+        manager = model._default_manager
+        done, unreadable = 0, []
+        for row in manager.order_by("pk").iterator():
+            if isinstance(row.hmac_secret, UnreadableSecret) or isinstance(
+                row.previous_secrets, UnreadableSecret
+            ):
+                unreadable.append(str(row.uuid))
+                continue
+            try:
+                kept = SecretSet(row.hmac_secret, row.previous_secrets or ()).pruned()
+            except InvalidSubscriber:
+                kept = ()
+            manager.filter(pk=row.pk).update(
+                hmac_secret=row.hmac_secret,
+                previous_secrets=SecretSet(row.hmac_secret, kept).previous_json() if kept else "",
+            )
+            done += 1
+        return done, unreadable
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StoredSubscribers)

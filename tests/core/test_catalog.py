@@ -430,3 +430,121 @@ class TestFastPath:
         app.event_type("a.b", schema={"type": "integer"})
         with pytest.raises(PayloadValidationError):
             app.event("a.b").send(True)
+
+
+@dataclasses.dataclass
+class Post:
+    """A dataclass "model": its fields give the generated schema."""
+
+    id: int
+    title: str
+    published: bool = False
+
+    def webhook_payload(self):
+        """What a post's webhooks carry."""
+        return {"id": self.id, "title": self.title}
+
+
+#: A ``data`` schema requiring an author, which the posts below never send.
+AUTHORED = {"type": "object", "required": ["id", "title", "author"]}
+
+
+class TestModelEvents:
+    """Model events in the catalog: generated or declared schemas of the whole message."""
+
+    @pytest.fixture
+    def hook_app(self, make_app, receiver):
+        """The current app, validating in "raise" mode, every event going to ``receiver``."""
+        from thorn_core.binding import BlinkerBinding
+
+        return make_app(
+            {"THORN_SUBSCRIBERS": {"*": receiver.url()}, "THORN_VALIDATE_PAYLOADS": "raise"},
+            binding=BlinkerBinding(),
+            set_as_current=True,
+        )
+
+    @pytest.fixture
+    def connected(self):
+        """Disconnect the models a test decorates."""
+        seen = []
+        yield seen.append
+        for model in seen:
+            for event in model.webhooks.events.values():
+                event.disconnect_model(model)
+
+    def test_generated_schema(self, hook_app, connected, receiver):
+        """Without a schema, the type is the message with ``data`` generated loosely from the
+        model's fields: typed where present, none required, others allowed."""
+        from thorn_core import ModelEvent, webhook_model
+        from thorn_core.binding import created
+
+        @webhook_model
+        class GeneratedPost(Post):
+            class webhooks:
+                on_create = ModelEvent("post.created")
+
+        connected(GeneratedPost)
+        kind = hook_app.catalog.get("post.created")
+        assert kind.description == "A change of GeneratedPost."
+        assert kind.schema["required"] == ["event", "ref", "sender", "data"]
+        data = kind.schema["properties"]["data"]
+        assert data["properties"]["title"] == {"type": "string"}
+        assert data["additionalProperties"] is True
+        assert "required" not in data
+
+        created.send(GeneratedPost, instance=GeneratedPost(id=1, title="Hello"))
+        assert receiver.wait_for(1)[0].payload["data"] == {"id": 1, "title": "Hello"}
+
+    def test_declared_schema_refuses_a_bad_payload(self, hook_app, connected, receiver):
+        """A declared ``data`` schema (here on the inner class, for every event) is enforced:
+        under "raise" the hook raises and nothing is sent."""
+        from thorn_core import ModelEvent, webhook_model
+        from thorn_core.binding import created
+
+        @webhook_model
+        class StrictPost(Post):
+            class webhooks:
+                schema = AUTHORED
+                on_create = ModelEvent(
+                    "post.published", examples=[{"id": 1, "title": "t", "author": "a"}]
+                )
+
+            def webhook_payload(self):
+                return {"id": self.id, "title": self.title}
+
+        connected(StrictPost)
+        kind = hook_app.catalog.get("post.published")
+        assert kind.examples[0]["data"]["author"] == "a"
+
+        with pytest.raises(PayloadValidationError) as caught:
+            created.send(StrictPost, instance=StrictPost(id=2, title="No author"))
+        assert (caught.value.pointer, caught.value.rule) == ("/data", "required")
+        assert receiver.received == []
+
+    def test_formatted_names_are_left_out(self, hook_app, connected):
+        """A name formatted per instance has no single type: it is not in the catalog."""
+        from thorn_core import ModelEvent, webhook_model
+
+        @webhook_model
+        class NamedPost(Post):
+            class webhooks:
+                on_create = ModelEvent("post.{.id}.created")
+
+        connected(NamedPost)
+        assert hook_app.catalog.names() == []
+
+    def test_clash_with_a_declared_type(self, hook_app, connected, caplog):
+        """The app's own declaration wins over a model event's; the clash is logged."""
+        from thorn_core import ModelEvent, webhook_model
+
+        hook_app.event_type("post.created", schema={"type": "object"})
+
+        @webhook_model
+        class ClashingPost(Post):
+            class webhooks:
+                on_create = ModelEvent("post.created")
+
+        connected(ClashingPost)
+        with caplog.at_level(logging.WARNING, logger="thorn_core.catalog"):
+            assert hook_app.catalog.get("post.created").schema == {"type": "object"}
+        assert "Leaving" in caplog.text

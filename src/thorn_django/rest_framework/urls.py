@@ -1,7 +1,8 @@
 """URLs of the subscription API: ``path("hooks/", include("thorn_django.rest_framework.urls"))``.
 
 ``""`` and ``<uuid>/`` (subscriptions), ``<uuid>/deliveries/``, ``<uuid>/redeliver/``,
-``<uuid>/enable/``, ``<uuid>/ping/`` and ``deliveries/<delivery id>/redeliver/``.
+``<uuid>/enable/``, ``<uuid>/ping/``, ``<uuid>/rotate-secret/`` and
+``deliveries/<delivery id>/redeliver/``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .views import (
     SubscriberList,
     SubscriberPing,
     SubscriberRedeliver,
+    SubscriberRotateSecret,
 )
 
 app_name = "thorn"
@@ -27,6 +29,11 @@ urlpatterns = [
     path("<str:uuid>/redeliver/", SubscriberRedeliver.as_view(), name="subscriber-redeliver"),
     path("<str:uuid>/enable/", SubscriberEnable.as_view(), name="subscriber-enable"),
     path("<str:uuid>/ping/", SubscriberPing.as_view(), name="subscriber-ping"),
+    path(
+        "<str:uuid>/rotate-secret/",
+        SubscriberRotateSecret.as_view(),
+        name="subscriber-rotate-secret",
+    ),
     path(
         "deliveries/<str:delivery_id>/redeliver/",
         DeliveryRedeliver.as_view(),

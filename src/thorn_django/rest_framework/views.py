@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils import formatting
 
+from thorn_core.exceptions import InvalidRotation
 from thorn_core.ping import ping
 from thorn_core.redelivery import (
     API_REDELIVERY_LIMIT,
@@ -30,6 +31,7 @@ from thorn_core.redelivery import (
     redeliver_failed,
     redelivery_summary,
 )
+from thorn_core.rotation import grace_from
 from thorn_core.subscriptions import (
     SubscriptionInvalid,
     body_limit,
@@ -40,7 +42,7 @@ from thorn_core.subscriptions import (
 
 from ..conf import get_app, get_subscriber_model
 from ..models import DeliveryAttempt
-from ..source import subscriber_from_model
+from ..source import StoredSubscribers, subscriber_from_model
 from .serializers import DeliveryAttemptSerializer, SubscriberSerializer, delivery_outcome
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "SubscriberList",
     "SubscriberPing",
     "SubscriberRedeliver",
+    "SubscriberRotateSecret",
     "permission_classes",
 ]
 
@@ -231,6 +234,35 @@ class SubscriberEnable(_Owned, generics.GenericAPIView):  # type: ignore[type-ar
         get_app().reactivate_subscriber(subscriber_from_model(row))
         row.refresh_from_db()
         return Response(self.get_serializer(row).data)
+
+
+class SubscriberRotateSecret(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]
+    """POST gives this subscription a new secret, shown in this answer only; the old one
+    keeps signing (a second webhook-signature entry) until the grace ends.
+
+    Optional JSON body: {"grace": seconds, 86400 by default, 0 to 2592000}.
+    """
+
+    name = "Rotate secret"
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        row = self.get_object()
+        data = request.data
+        problems = check_object(data)
+        if problems:
+            raise ValidationError(problems)
+        try:
+            grace = grace_from(data.get("grace") if isinstance(data, Mapping) else None)
+            rotated = StoredSubscribers().rotate(row, grace)
+        except InvalidRotation as exc:
+            raise ValidationError({"grace": [str(exc)]}) from None
+        row.refresh_from_db()
+        serializer = self.get_serializer(row)
+        serializer._show_secret = True
+        body = dict(serializer.data)
+        expiries = [s.expires_at for s in rotated.previous_secrets if s.expires_at]
+        body["previous_secret_expires_at"] = max(expiries).isoformat() if expiries else None
+        return Response(body)
 
 
 class DeliveryRedeliver(_Owned, generics.GenericAPIView):  # type: ignore[type-arg]

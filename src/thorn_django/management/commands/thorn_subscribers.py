@@ -1,20 +1,28 @@
-"""``manage.py thorn_subscribers list|add|remove``: manage stored subscribers."""
+"""``manage.py thorn_subscribers list|add|remove|rotate-secret|reencrypt``: manage stored
+subscribers."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
+from thorn_core.exceptions import InvalidRotation, SecretDecryptionError
 from thorn_core.patterns import candidate_patterns
+from thorn_core.rotation import grace_from
 from thorn_core.subscriptions import SubscriptionInvalid, ensure_subscription
 from thorn_core.validators import display_url
 
-from ..._cli import ThornCommand, event_name, subscriber_id
+from ..._cli import ThornCommand, _argument_type, event_name, subscriber_id
 from ...conf import get_app, get_subscriber_model
+from ...source import StoredSubscribers
+
+#: ``--grace``: seconds, 0 to 30 days.
+grace_seconds = _argument_type("grace_seconds", grace_from)
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -44,9 +52,25 @@ class Command(ThornCommand):
         add.add_argument("--digest", default="sha256", help="HMAC digest (default sha256).")
         remove = actions.add_parser("remove", help="Delete a subscriber by uuid.")
         remove.add_argument("uuid", type=subscriber_id)
+        rotate = actions.add_parser(
+            "rotate-secret",
+            help="Give a subscriber a new secret (printed once); the old one signs until the "
+            "grace ends.",
+        )
+        rotate.add_argument("uuid", type=subscriber_id)
+        rotate.add_argument(
+            "--grace",
+            type=grace_seconds,
+            default=None,
+            help="Seconds the old secret keeps signing (default 86400, at most 2592000).",
+        )
+        actions.add_parser(
+            "reencrypt",
+            help="Rewrite every stored secret with the newest key of THORN_SECRET_KEYS.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        action = options["action"]
+        action = options["action"].replace("-", "_")
         getattr(self, f"_{action}")(options)
 
     def _user(self, name: str | None) -> Any:
@@ -112,3 +136,27 @@ class Command(ThornCommand):
         if not deleted:
             raise CommandError(f"No subscriber {options['uuid']}")
         self.stdout.write(f"Removed subscriber {options['uuid']}")
+
+    def _rotate_secret(self, options: dict[str, Any]) -> None:
+        row = get_subscriber_model()._default_manager.filter(uuid=options["uuid"]).first()
+        if row is None:
+            raise CommandError(f"No subscriber {options['uuid']}")
+        try:
+            rotated = StoredSubscribers().rotate(row, grace_from(options["grace"]))
+        except (InvalidRotation, SecretDecryptionError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"Rotated the secret of subscriber {rotated.uuid}")
+        for old in rotated.previous_secrets:
+            when = old.expires_at.isoformat() if old.expires_at else "never"
+            self.stdout.write(f"An older secret keeps signing until {when}")
+        self.stdout.write(f"Secret (shown once): {rotated.hmac_secret}")
+
+    def _reencrypt(self, options: dict[str, Any]) -> None:
+        done, unreadable = StoredSubscribers().reencrypt()
+        how = "with the newest key" if getattr(settings, "THORN_SECRET_KEYS", None) else "in clear"
+        self.stdout.write(f"Rewrote the secrets of {done} subscriber(s) {how}.")
+        if unreadable:
+            raise CommandError(
+                f"{len(unreadable)} subscriber(s) have a secret no key of THORN_SECRET_KEYS "
+                f"decrypts, left as stored: {', '.join(unreadable)}"
+            )
