@@ -46,7 +46,8 @@ class TestRotateSecret:
         assert old.secret == before.hmac_secret
         assert start + DEFAULT_GRACE <= old.expires_at <= utcnow() + DEFAULT_GRACE
         assert after.live_secrets() == (after.hmac_secret, before.hmac_secret)
-        assert after.uuid == before.uuid and after.url == before.url
+        assert after.uuid == before.uuid
+        assert after.url == before.url
 
     def test_expired_secrets_are_dropped_on_the_next_rotation(self):
         """A rotation after the grace keeps only the secret it replaces."""
@@ -92,7 +93,8 @@ class TestRotateSecret:
         """Neither the current nor an older secret shows in a subscriber's repr."""
         sub = rotate_secret(Subscriber(url="https://example.com/hooks", hmac_secret="old-one"))
         text = repr(sub) + repr(sub.secrets) + repr(sub.previous_secrets)
-        assert "old-one" not in text and sub.hmac_secret not in text
+        assert "old-one" not in text
+        assert sub.hmac_secret not in text
 
 
 class TestRotationOnTheWire:
@@ -106,7 +108,8 @@ class TestRotationOnTheWire:
         received = deliver(make_app, receiver, after)
 
         entries = received.headers["webhook-signature"].split(" ")
-        assert len(entries) == 2 and all(e.startswith("v1,") for e in entries)
+        assert len(entries) == 2
+        assert all(e.startswith("v1,") for e in entries)
         for secret in (before.hmac_secret, after.hmac_secret):
             assert Webhook(secret).verify(received.body, dict(received.headers)) == {"id": 7}
         verify_hook_hmac(after.hmac_secret, received.body, received.headers["hook-hmac"])
@@ -163,7 +166,7 @@ class TestSecretValues:
 
     def test_naive_expiry_is_utc_and_expiry_is_exclusive(self):
         """A naive expiry is read as UTC; at the expiry itself the secret no longer signs."""
-        at = dt.datetime(2030, 1, 1, 12, 0)  # noqa: DTZ001 - naive on purpose
+        at = dt.datetime(2030, 1, 1, 12, 0)
         secret = SubscriberSecret("s3cret", at)
         assert secret.expires_at == at.replace(tzinfo=dt.timezone.utc)
         assert secret.is_live(secret.expires_at - dt.timedelta(seconds=1))
@@ -202,7 +205,8 @@ class TestEncryption:
 
         new, old = keys
         stored = encrypt_stored("whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", (old,))
-        assert stored.startswith("fernet:") and "c2VjcmV0" not in stored
+        assert stored.startswith("fernet:")
+        assert "c2VjcmV0" not in stored
         assert decrypt_stored(stored, (new, old)) == "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"
         assert cipher_for((new, old)).needs_rewrite(stored)
         assert not cipher_for((new, old)).needs_rewrite(encrypt_stored("x", (new, old)))
@@ -243,7 +247,8 @@ class TestEncryption:
 
         with caplog.at_level(logging.WARNING):
             assert stored_subscriber(row) is None
-        assert row.uuid in caplog.text and "the-secret" not in caplog.text
+        assert row.uuid in caplog.text
+        assert "the-secret" not in caplog.text
 
     def test_cryptography_is_imported_only_with_keys(self):
         """Building an app without THORN_SECRET_KEYS does not import cryptography."""
