@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from . import signals
 from .binding import BlinkerBinding, ModelBinding
@@ -22,6 +23,8 @@ from .message import EventMessage
 from .settings import Settings
 from .signing import _import_string, load_signer
 from .subscribers import DeactivatingSource, StaticSubscribers, Subscriber, SubscriberSource
+from .telemetry import Telemetry, TelemetryConfig, get_logger
+from .telemetry import build as build_telemetry
 from .validators import (
     RecipientCache,
     Resolver,
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Thorn", "add_app_lookup", "configured_app", "current_app", "remove_app_lookup"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def _load_log(value: Any) -> DeliveryLog:
@@ -265,6 +268,7 @@ class Thorn:
             else load_validators(new.recipient_validators)
         )
         static = StaticSubscribers.from_setting(new.subscribers)
+        telemetry_config = TelemetryConfig.from_settings(new)
         for declared in new.event_types or ():
             self.catalog.add(
                 declared if isinstance(declared, EventType) else EventType.from_setting(declared)
@@ -293,6 +297,8 @@ class Thorn:
         self.static_subscribers = static
         #: Every delivery attempt (``THORN_DELIVERY_LOG``).
         self.delivery_log: DeliveryLog = delivery_log
+        self._telemetry_config = telemetry_config
+        self._telemetry: Telemetry | None = None
         self._dispatcher = None
         if old is not None:
             old.close()
@@ -318,6 +324,14 @@ class Thorn:
         global _current
         with _current_lock:
             _current = self
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Spans and metrics of this app (a no-op without OpenTelemetry), made on first use."""
+        telemetry = self._telemetry
+        if telemetry is None:
+            telemetry = self._telemetry = build_telemetry(self._telemetry_config, self)
+        return telemetry
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -363,6 +377,8 @@ class Thorn:
         for source in (self.static_subscribers, *self._sources):
             if isinstance(source, DeactivatingSource) and source.deactivate(subscriber, reason):
                 done = True
+        if done:
+            self.telemetry.disabled(subscriber, delivery)
         if done and signals.subscriber_deactivated.receivers:
             signals.subscriber_deactivated.send(
                 self, subscriber=subscriber, reason=reason, delivery=delivery
@@ -376,6 +392,7 @@ class Thorn:
         spanning at least ``THORN_FAILURE_WINDOW`` seconds. Never raises: the log is not
         allowed to stop a delivery (a failure to log is itself logged).
         """
+        self.telemetry.delivered(delivery, next_retry_in)
         try:
             streak = self.delivery_log.record(attempt_record(delivery, next_retry_in=next_retry_in))
         except Exception:
@@ -459,15 +476,20 @@ class Thorn:
         Dispatchers call this rather than :func:`~thorn_core.delivery.deliver` directly.
         """
         settings = self.settings
-        return deliver(
-            request,
-            transport,
-            self.validators_for(message),
-            max_body=settings.response_max_bytes,
-            attempt=attempt,
-            max_redirects=settings.max_redirects if settings.allow_redirects else 0,
-            recipients=self.recipients,
-        )
+        with self.telemetry.attempt(request, attempt) as scope:
+            if scope.headers:
+                request = attrs.evolve(request, headers={**request.headers, **scope.headers})
+            delivery = deliver(
+                request,
+                transport,
+                self.validators_for(message),
+                max_body=settings.response_max_bytes,
+                attempt=attempt,
+                max_redirects=settings.max_redirects if settings.allow_redirects else 0,
+                recipients=self.recipients,
+            )
+            scope.finish(delivery)
+        return delivery
 
     def validate_payload(self, data: Any) -> None:
         """Encode ``data`` as JSON and drop the result, so that bad input fails at ``send()``.

@@ -289,12 +289,14 @@ class Event:
             # outbox test first spares the common send without one a call.)
             result.state = "stored"
             return result
-        app.prepare(result)
-        buffer = app.active_buffer()
-        if buffer is not None:
-            buffer.add(result)
-        else:
-            app.dispatch([result])
+        with app.telemetry.send(message, app) as span:
+            app.prepare(result)
+            buffer = app.active_buffer()
+            if buffer is not None:
+                buffer.add(result)
+            else:
+                app.dispatch([result])
+            span.finish(result)
         return result
 
     def __repr__(self) -> str:

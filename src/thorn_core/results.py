@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -12,13 +11,14 @@ from . import signals
 from .delivery import Delivery
 from .exceptions import DeliveryFailed
 from .message import EventMessage
+from .telemetry import get_logger, log_context, reset_log_context
 
 if TYPE_CHECKING:
     from .app import Thorn
 
 __all__ = ["Callbacks", "SendResult"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 State = Literal["pending", "buffered", "delivered", "queued", "disabled", "stored"]
 
@@ -68,7 +68,15 @@ class SendResult:
 
         ``next_retry_in`` is the delay a dispatcher scheduled another attempt after. A
         callback or receiver that raises is logged and does not stop the other deliveries.
+        Its log records carry the delivery's fields (:data:`~thorn_core.telemetry.LOG_FIELDS`).
         """
+        token = log_context(delivery)
+        try:
+            self._record(app, delivery, next_retry_in)
+        finally:
+            reset_log_context(token)
+
+    def _record(self, app: Thorn, delivery: Delivery, next_retry_in: float | None) -> None:
         self.deliveries.append(delivery)
         app.after_delivery(delivery, next_retry_in=next_retry_in)
         if delivery.gone:

@@ -412,6 +412,55 @@ class Settings:
         validator=_non_negative_int,
         metadata={"doc": "Bytes of a response body read at most; the rest is discarded unread."},
     )
+    telemetry: bool = attrs.field(
+        default=True,
+        validator=_bool,
+        metadata={
+            "doc": (
+                "OpenTelemetry spans and metrics, when `opentelemetry-api` is installed "
+                "(`thorn-webhooks[otel]`); False turns them off. See docs/observability.md."
+            )
+        },
+    )
+    tracer_provider: Any = attrs.field(
+        default=None,
+        metadata={
+            "doc": (
+                "The OpenTelemetry tracer provider (an object or a `module:attr` path); None: "
+                "the global one."
+            )
+        },
+    )
+    meter_provider: Any = attrs.field(
+        default=None,
+        metadata={
+            "doc": (
+                "The OpenTelemetry meter provider (an object or a `module:attr` path); None: "
+                "the global one."
+            )
+        },
+    )
+    metrics_endpoint_cap: int = attrs.field(
+        default=100,
+        validator=_positive_int,
+        metadata={
+            "doc": (
+                "Distinct endpoints (URL origins), and distinct event names, a process labels "
+                "metrics with; later ones are labelled `other`."
+            )
+        },
+    )
+    trace_receivers: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_tuple_or_none,
+        validator=_optional_str_sequence,
+        metadata={
+            "doc": (
+                "Subscriber uuids and origins (`https://hooks.example.com`) whose deliveries "
+                "carry the W3C `traceparent` and `tracestate` headers; none by default."
+            )
+        },
+    )
     health_url: str | None = attrs.field(
         default=None,
         validator=_optional_str,

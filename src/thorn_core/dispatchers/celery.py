@@ -23,7 +23,6 @@ Two maintenance tasks are meant for Celery beat (see docs/celery.md):
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     ) from exc
 from celery import shared_task
 from celery.exceptions import Reject  # type: ignore[import-untyped]
+from celery.signals import task_postrun, task_prerun  # type: ignore[import-untyped]
 
 from .. import signals
 from ..app import configured_app
@@ -60,6 +60,7 @@ from ..outbox import drain, prune
 from ..results import SendResult
 from ..retry import RetryPolicy
 from ..subscribers import Subscriber
+from ..telemetry import delivery_extra, get_logger
 from ..transport import RequestsTransport, Transport
 from ..validators import display_url
 
@@ -76,7 +77,7 @@ __all__ = [
     "celery_app_for",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: The task that carries sent events (one message per event, or per chunk of a buffer).
 DISPATCH_TASK = "thorn.dispatch_events"
@@ -208,6 +209,7 @@ class CeleryDispatcher:
                 ignore_result=True,
                 argsrepr=_events_repr(chunk),
                 kwargsrepr="{}",
+                headers=self.app.telemetry.task_headers(),
                 **route,
             )
         for result in results:
@@ -235,6 +237,33 @@ class CeleryDispatcher:
 
 
 _fallback_lock = threading.Lock()
+
+#: Thorn's tasks whose runs get a span in the trace of the ``send()`` that made them.
+_TRACED_TASKS = frozenset({DISPATCH_TASK, DELIVER_TASK})
+
+
+@task_prerun.connect(weak=False)  # type: ignore[untyped-decorator]
+def _start_task_span(sender: Any = None, task: Any = None, **_: Any) -> None:
+    """Open the span of a Thorn task, a child of the context its message carries."""
+    task = task or sender
+    if getattr(task, "name", None) not in _TRACED_TASKS:
+        return
+    try:
+        app = configured_app()
+    except ImproperlyConfigured:
+        return  # the task retries itself later (see _worker_app)
+    scope = app.telemetry.task(task.name, task.request)
+    task.request.thorn_task_scope = scope.__enter__()
+
+
+@task_postrun.connect(weak=False)  # type: ignore[untyped-decorator]
+def _end_task_span(sender: Any = None, task: Any = None, **_: Any) -> None:
+    """Close the span :func:`_start_task_span` opened."""
+    task = task or sender
+    scope = getattr(getattr(task, "request", None), "thorn_task_scope", None)
+    if scope is not None:
+        task.request.thorn_task_scope = None
+        scope.__exit__(None, None, None)
 
 
 def _worker_dispatcher(app: Thorn) -> CeleryDispatcher:
@@ -281,6 +310,7 @@ class _Batch:
             ignore_result=True,
             argsrepr=f"[<Thorn deliveries {', '.join(d[2] for d in deliveries)}>]",
             kwargsrepr="{}",
+            headers=self.app.telemetry.task_headers(),
             **self.dispatcher.route(),
         )
 
@@ -373,6 +403,7 @@ class _Batch:
             delivery.error,
             attempt + 1,
             delay,
+            extra=delivery_extra(delivery),
         )
         if signals.delivery_retrying.receivers:
             try:
@@ -438,6 +469,7 @@ def dispatch_events(self: Any, messages: list[dict[str, Any]], unconfigured: int
             argsrepr=repr_,
             kwargsrepr="{}",
         ) from exc
+    app.telemetry.annotate("thorn.subscribers", len(planned))
     chunksize = app.settings.chunksize
     if len(planned) <= chunksize:
         batch.deliver(planned)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from typing import TYPE_CHECKING
 
 from ..delivery import Delivery, DeliveryRequest
@@ -121,7 +122,11 @@ class DefaultDispatcher:
             result.record(app, self._deliver(request, result.message))
         elif jobs:
             pool = self._pool()
-            futures = [pool.submit(self._deliver, r, result.message) for result, r in jobs]
+            # Each job runs in a copy of this context: its spans are children of the send's.
+            futures = [
+                pool.submit(copy_context().run, self._deliver, r, result.message)
+                for result, r in jobs
+            ]
             for (result, _), future in zip(jobs, futures, strict=True):
                 result.record(app, future.result())
         for result in results:
