@@ -458,8 +458,8 @@ class _Listener:
     "--secret",
     "secrets",
     multiple=True,
-    help="Verify signatures with this secret (repeat while rotating). Without it, nothing "
-    "is verified.",
+    help="Verify signatures with this secret or whpk_ public key (repeat while rotating). "
+    "Without it, nothing is verified.",
 )
 @click.option(
     "--forward",
@@ -491,11 +491,11 @@ def listen(
     forwarded. Stop with Ctrl+C.
     """
     from .exceptions import ImproperlyConfigured
-    from .signing import standard_webhooks_key
+    from .signing import verification_key_problem
 
     try:
         for secret in secrets:
-            standard_webhooks_key(secret)
+            verification_key_problem(secret, strict=True)
     except ImproperlyConfigured as exc:
         raise click.BadParameter(str(exc), param_hint="--secret") from None
     if forward is not None:
@@ -543,7 +543,9 @@ def listen(
 @click.argument("event")
 @click.option("--url", required=True, help="The receiver's URL.")
 @click.option(
-    "--secret", help="Signing secret (default: a new whsec_ secret, printed so you can verify)."
+    "--secret",
+    help="Signing secret, or a whsk_ key to sign with ed25519 (default: a new whsec_ secret, "
+    "printed so you can verify).",
 )
 @click.option("--data", "data_text", metavar="JSON", help="The payload as JSON (default: {}).")
 @click.option(
@@ -597,8 +599,8 @@ def send(
     from .exceptions import ImproperlyConfigured, InvalidEventName, InvalidSubscriber, InvalidURL
     from .patterns import validate_event_name
     from .ping import ping
-    from .signing import generate_secret, standard_webhooks_key
-    from .subscribers import Subscriber
+    from .signing import generate_secret
+    from .subscribers import Subscriber, secret_problem
     from .validators import allow_cidr_network, block_internal_ips, ensure_protocol
 
     if data_text is not None and data_file is not None:
@@ -626,11 +628,10 @@ def send(
     except (ValueError, ImproperlyConfigured) as exc:
         raise click.BadParameter(str(exc), param_hint="--allow-network") from None
     generated = secret is None
-    secret = secret or generate_secret()
-    try:
-        standard_webhooks_key(secret)
-    except ImproperlyConfigured as exc:
-        raise click.BadParameter(str(exc), param_hint="--secret") from None
+    secret = secret or generate_secret(scheme="hmac")
+    problem = secret_problem(secret)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--secret")
     try:
         subscriber = Subscriber(url=url, event=event, hmac_secret=secret, content_type=content_type)
     except (InvalidSubscriber, InvalidURL) as exc:
@@ -705,7 +706,8 @@ def _age(seconds: float) -> str:
     "secrets",
     multiple=True,
     required=True,
-    help="The subscription's secret (repeat while rotating: any may match).",
+    help="The subscription's secret, or its whpk_ public key (repeat while rotating: any may "
+    "match).",
 )
 @click.option(
     "--headers",
@@ -742,9 +744,10 @@ def verify(
     ignore_timestamp: bool,
     digest: str,
 ) -> None:
-    """Check the signatures of a captured delivery: Hook-HMAC and Standard Webhooks."""
+    """Check the signatures of a captured delivery: Hook-HMAC and Standard Webhooks (``v1``
+    with a secret, ``v1a`` with a whpk_ public key)."""
     from .exceptions import ImproperlyConfigured, InvalidSignature
-    from .signing import verify_hook_hmac, verify_standard_webhook
+    from .signing import is_asymmetric_key, verify_hook_hmac, verify_standard_webhook
 
     headers = _parse_headers(read_text(headers_file, "--headers"))
     body: bytes = body_file.read()
@@ -753,10 +756,13 @@ def verify(
             "no signature in the headers: expected Hook-HMAC or webhook-signature"
         )
     failures: list[str] = []
+    hmac_secrets = [secret for secret in secrets if not is_asymmetric_key(secret)]
     try:
-        if "hook-hmac" in headers:
+        if "hook-hmac" in headers and not hmac_secrets:
+            click.echo("Hook-HMAC: not checked (a public key verifies webhook-signature only)")
+        elif "hook-hmac" in headers:
             try:
-                verify_hook_hmac(secrets, body, headers["hook-hmac"], digest)
+                verify_hook_hmac(hmac_secrets, body, headers["hook-hmac"], digest)
             except InvalidSignature as exc:
                 failures.append(f"Hook-HMAC: {exc}")
                 click.echo(f"Hook-HMAC ({digest}): INVALID: {exc}")
@@ -791,3 +797,43 @@ def verify(
     if failures:
         raise click.ClickException(failures[0])
     click.echo("OK: the delivery's signatures verify.")
+
+
+# ---------------------------------------------------------------------------
+# thorn keys
+# ---------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """ed25519 keys for asymmetric (v1a) signatures."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new ed25519 key pair: the whsk_ signing key (the subscriber's secret, keep it
+    private) and the whpk_ public key (give it to the receiver)."""
+    from .ed25519 import generate_keypair
+    from .exceptions import ImproperlyConfigured
+
+    try:
+        secret, public = generate_keypair()
+    except ImproperlyConfigured as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"signing key (secret):  {secret}")
+    click.echo(f"public key:            {public}")
+
+
+@keys.command("public")
+@click.argument("secret", envvar="THORN_SIGNING_KEY")
+def keys_public(secret: str) -> None:
+    """Print the whpk_ public key of a whsk_ signing key SECRET (or $THORN_SIGNING_KEY)."""
+    from .ed25519 import is_signing_key, public_key
+    from .exceptions import ImproperlyConfigured
+
+    if not is_signing_key(secret):
+        raise click.BadParameter("not a whsk_ signing key", param_hint="SECRET")
+    try:
+        click.echo(public_key(secret))
+    except ImproperlyConfigured as exc:
+        raise click.BadParameter(str(exc), param_hint="SECRET") from None

@@ -7,12 +7,13 @@ __all__ = [
     "DeliveryFailed",
     "DeliveryTimeout",
     "ImproperlyConfigured",
+    "InvalidEd25519Key",
     "InvalidEventName",
     "InvalidEventType",
     "InvalidFilter",
     "InvalidModelEvent",
-    "InvalidPayloadFilter",
     "InvalidPattern",
+    "InvalidPayloadFilter",
     "InvalidRotation",
     "InvalidSecretKey",
     "InvalidSignature",
@@ -144,3 +145,7 @@ class PayloadValidationError(ThornError, ValueError):
             f"payload of {event!r} (version {version}) breaks its schema at "
             f"{pointer or '/'} ({rule}): {problem}"
         )
+
+
+class InvalidEd25519Key(ImproperlyConfigured):
+    """A ``whsk_`` signing key or ``whpk_`` public key is malformed (not base64 of 32 bytes)."""

@@ -133,6 +133,21 @@ def _usable_secret_keys(_: object, __: attrs.Attribute[Any], value: tuple[str, .
         cipher_for(value)
 
 
+def _signature_scheme(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A known scheme; ed25519 only where ``cryptography`` is installed (a start-up error)."""
+    from .signing import SCHEMES
+
+    if value not in SCHEMES:
+        raise _fail(attribute, " or ".join(repr(s) for s in SCHEMES), value)
+    if value == "ed25519":
+        from .ed25519 import require_cryptography
+
+        try:
+            require_cryptography()
+        except ImproperlyConfigured as exc:
+            raise ImproperlyConfigured(f"{_setting_name(attribute)} = 'ed25519': {exc}") from None
+
+
 def _tuple_or_none(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
@@ -212,6 +227,18 @@ class Settings:
             "doc": (
                 "Computes `Hook-HMAC` from `(digest_method, secret, body)`: a callable or "
                 '`"module:function"`.'
+            )
+        },
+    )
+    signature: str = attrs.field(
+        default="hmac",
+        validator=_signature_scheme,
+        metadata={
+            "doc": (
+                'The kind of secret new subscribers get: `"hmac"` (`whsec_`, `v1` and '
+                '`Hook-HMAC`) or `"ed25519"` (a `whsk_` signing key, `v1a` only; needs '
+                "`thorn-webhooks[ed25519]`). A subscriber given a `whsk_` secret signs "
+                "with ed25519 either way."
             )
         },
     )

@@ -1,4 +1,5 @@
-"""HMAC signing of deliveries (Hook-HMAC, Standard Webhooks) and receiver-side verification."""
+"""Signing of deliveries (Hook-HMAC, Standard Webhooks ``v1`` HMAC and ``v1a`` ed25519) and
+receiver-side verification."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeAlias
 
+from thorn_core import ed25519
 from thorn_core.exceptions import ImproperlyConfigured, InvalidSignature
 
 __all__ = [
     "DIGESTS",
+    "SCHEMES",
     "SECRET_PREFIX",
     "Signer",
     "generate_secret",
     "hook_hmac",
     "hook_hmac_secret",
+    "is_asymmetric_key",
     "is_hmac_secret",
     "is_valid_hook_hmac",
     "is_valid_standard_webhook",
@@ -31,6 +35,7 @@ __all__ = [
     "standard_webhooks_headers",
     "standard_webhooks_key",
     "standard_webhooks_signature",
+    "verification_key_problem",
     "verify_hook_hmac",
     "verify_standard_webhook",
     "webhook_signature",
@@ -42,6 +47,9 @@ DIGESTS: frozenset[str] = frozenset({"sha1", "sha224", "sha256", "sha384", "sha5
 #: Prefix of secrets in the Standard Webhooks format: ``whsec_`` + base64 of the key.
 SECRET_PREFIX = "whsec_"  # noqa: S105  # a format marker, not a password
 
+#: The signature schemes ``THORN_SIGNATURE`` chooses from for new secrets.
+SCHEMES: tuple[str, ...] = ("hmac", "ed25519")
+
 #: ``(digest_method, secret, message) -> signature``: the contract of ``THORN_HMAC_SIGNER``.
 Signer: TypeAlias = Callable[[str, str | bytes, bytes], str]
 
@@ -50,14 +58,36 @@ _SIGNATURE_VERSION = "v1"
 _TIMESTAMP_RE = re.compile(r"[0-9]+")
 
 
-def generate_secret(nbytes: int = _MIN_SECRET_BYTES) -> str:
-    """Return a new random secret, ``whsec_`` + base64 of ``nbytes`` random bytes.
+def _configured_scheme() -> str:
+    """``THORN_SIGNATURE`` of the configured app, "hmac" when none is configured."""
+    from .app import configured_app
 
-    The format is the one Standard Webhooks libraries accept as is.
+    try:
+        return configured_app().settings.signature
+    except ImproperlyConfigured:
+        return "hmac"
+
+
+def generate_secret(nbytes: int = _MIN_SECRET_BYTES, *, scheme: str | None = None) -> str:
+    """Return a new random subscriber secret of ``scheme``: for "hmac", ``whsec_`` + base64
+    of ``nbytes`` random bytes (the format Standard Webhooks libraries accept as is); for
+    "ed25519", a ``whsk_`` signing key (:func:`thorn_core.ed25519.generate_signing_key`).
+
+    ``scheme=None`` follows ``THORN_SIGNATURE`` of the configured app (HMAC without one), so
+    the model defaults and APIs make the kind of secret the site chose.
 
     Raises:
         ValueError: if ``nbytes`` is below 24 (192 bits).
+        ImproperlyConfigured: if ``scheme`` is not one of :data:`SCHEMES`.
     """
+    if scheme is None:
+        scheme = _configured_scheme()
+    if scheme not in SCHEMES:
+        raise ImproperlyConfigured(
+            f"unknown signature scheme {scheme!r}; use one of {', '.join(SCHEMES)}"
+        )
+    if scheme == "ed25519":
+        return ed25519.generate_signing_key()
     if nbytes < _MIN_SECRET_BYTES:
         raise ValueError(f"a webhook secret needs at least {_MIN_SECRET_BYTES} bytes, got {nbytes}")
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
@@ -197,20 +227,23 @@ def standard_webhooks_signature(secret: str, msg_id: str, timestamp: int, body: 
 
 def is_hmac_secret(secret: str) -> bool:
     """Whether ``secret`` signs with HMAC (anything but a ``whsk_`` ed25519 signing key)."""
-    return not secret.startswith("whsk_")
+    return not ed25519.is_signing_key(secret)
 
 
 def new_secret_like(secret: str) -> str:
-    """A fresh secret of the same kind as ``secret``, for a rotation (an HMAC secret here)."""
-    return generate_secret()
+    """A fresh secret of the same kind as ``secret``, for a rotation."""
+    return generate_secret(scheme="hmac" if is_hmac_secret(secret) else "ed25519")
 
 
 def signature_entry(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """Return the one ``webhook-signature`` entry that ``secret`` makes (``v1,…`` for HMAC).
+    """Return the one ``webhook-signature`` entry that ``secret`` makes: ``v1,…`` (HMAC), or
+    ``v1a,…`` (ed25519) for a ``whsk_`` signing key.
 
     Raises:
-        ImproperlyConfigured: if the secret is malformed.
+        ImproperlyConfigured: if the secret is malformed (or ed25519 lacks ``cryptography``).
     """
+    if not is_hmac_secret(secret):
+        return ed25519.sign(secret, msg_id, timestamp, body)
     return standard_webhooks_signature(secret, msg_id, timestamp, body)
 
 
@@ -258,8 +291,18 @@ def _hook_secrets(secret: str | bytes | Iterable[str | bytes]) -> list[str | byt
     return found
 
 
-def _standard_webhooks_keys(secret: str | Iterable[str]) -> list[bytes]:
-    """Return the HMAC keys of one secret or several (rotation); at least one."""
+def is_asymmetric_key(key: str) -> bool:
+    """Whether ``key`` verifies ``v1a`` (ed25519) signatures: a ``whpk_`` public key, or a
+    ``whsk_`` signing key (its public half); any other secret verifies ``v1`` (HMAC)."""
+    return ed25519.is_public_key(key) or ed25519.is_signing_key(key)
+
+
+def _standard_webhooks_keys(secret: str | Iterable[str]) -> tuple[list[bytes], list[str]]:
+    """Return the HMAC keys and the ed25519 keys of one secret or several; at least one.
+
+    Raises:
+        ImproperlyConfigured: none is given, or one is malformed.
+    """
     found = [secret] if isinstance(secret, str) else list(secret)
     if not found:
         raise ImproperlyConfigured("no webhook secret given to verify against")
@@ -268,7 +311,29 @@ def _standard_webhooks_keys(secret: str | Iterable[str]) -> list[bytes]:
             raise ImproperlyConfigured(
                 f"Standard Webhooks secrets must be str, got {type(item).__name__}"
             )
-    return [standard_webhooks_key(item) for item in found]
+    keys = [item for item in found if is_asymmetric_key(item)]
+    for key in keys:
+        verification_key_problem(key, strict=True)
+    return [standard_webhooks_key(item) for item in found if not is_asymmetric_key(item)], keys
+
+
+def verification_key_problem(key: str, *, strict: bool = False) -> str | None:
+    """Why ``key`` cannot verify signatures (a malformed ``whsec_``, ``whsk_`` or ``whpk_``
+    key, or ed25519 without ``cryptography``), or None when it can.
+
+    Raises:
+        ImproperlyConfigured: instead of returning the problem, with ``strict=True``.
+    """
+    try:
+        if is_asymmetric_key(key):
+            ed25519.check_key(key)
+        else:
+            standard_webhooks_key(key)
+    except ImproperlyConfigured as exc:
+        if strict:
+            raise
+        return str(exc)
+    return None
 
 
 def verify_hook_hmac(
@@ -337,12 +402,13 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return value.strip()
 
 
-def _received_v1_signatures(header: str) -> list[bytes]:
-    """Return the decoded ``v1`` signatures of a space-separated ``webhook-signature``."""
+def _received_signatures(header: str, wanted: str = _SIGNATURE_VERSION) -> list[bytes]:
+    """Return the decoded signatures of one version (``v1`` or ``v1a``) of a space-separated
+    ``webhook-signature``."""
     found = []
     for entry in header.split():
         version, sep, encoded = entry.partition(",")
-        if not sep or version != _SIGNATURE_VERSION:
+        if not sep or version != wanted:
             continue
         try:
             found.append(base64.b64decode(encoded, validate=True))
@@ -362,7 +428,8 @@ def verify_standard_webhook(
     """Check Standard Webhooks headers against the raw request body.
 
     Args:
-        secret: the subscription's secret, or several while rotating (any may match).
+        secret: the subscription's secret, or several while rotating (any may match). A
+            ``whpk_`` ed25519 public key verifies the ``v1a`` entries.
         headers: the request headers; names are looked up case-insensitively.
         body: the request body exactly as received, before any parsing.
         tolerance: how many seconds the timestamp may be off, in either direction.
@@ -370,10 +437,11 @@ def verify_standard_webhook(
 
     Raises:
         InvalidSignature: if a header is missing, the timestamp is not an integer or is
-            outside the tolerance, or no ``v1`` signature matches any secret.
-        ImproperlyConfigured: if no secret is given or a ``whsec_`` secret is malformed.
+            outside the tolerance, or no ``v1`` (``v1a``) signature matches any secret (key).
+        ImproperlyConfigured: if no secret is given, a ``whsec_``/``whsk_``/``whpk_`` key is
+            malformed, or a public key is given without ``cryptography``.
     """
-    keys = _standard_webhooks_keys(secret)
+    keys, public_keys = _standard_webhooks_keys(secret)
     msg_id = _header(headers, "webhook-id")
     raw_timestamp = _header(headers, "webhook-timestamp")
     signature_header = _header(headers, "webhook-signature")
@@ -392,14 +460,27 @@ def verify_standard_webhook(
             f"{tolerance:g}s)"
         )
 
-    received = _received_v1_signatures(signature_header)
-    if not received:
-        raise InvalidSignature("webhook-signature holds no well-formed 'v1,<base64>' signature")
+    received = _received_signatures(signature_header) if keys else []
+    received_v1a = (
+        _received_signatures(signature_header, ed25519.SIGNATURE_VERSION) if public_keys else []
+    )
+    if not received and not received_v1a:
+        wanted = " or ".join(
+            f"'{version},<base64>'"
+            for version, wanted_keys in (
+                (_SIGNATURE_VERSION, keys),
+                (ed25519.SIGNATURE_VERSION, public_keys),
+            )
+            if wanted_keys
+        )
+        raise InvalidSignature(f"webhook-signature holds no well-formed {wanted} signature")
     matched = False
     for key in keys:
         expected = _standard_webhooks_digest(key, msg_id, timestamp, body)
         for candidate in received:
             matched |= hmac.compare_digest(expected, candidate)
+    if received_v1a:
+        matched |= ed25519.verify_signatures(public_keys, received_v1a, msg_id, timestamp, body)
     if not matched:
         raise InvalidSignature("no webhook-signature matches the body")
 

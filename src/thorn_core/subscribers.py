@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from . import ed25519
 from .codecs import JSON_CONTENT_TYPE
 from .encryption import plain_secret
 from .exceptions import ImproperlyConfigured, InvalidSubscriber, ThornError
@@ -76,10 +77,14 @@ def _digest_name(value: object) -> object:
 
 
 def secret_problem(value: object) -> str | None:
-    """Why ``value`` is not a usable HMAC secret (a non-empty string; a ``whsec_`` one must
-    carry valid base64), or None when it is one."""
+    """Why ``value`` is not a usable secret (a non-empty string; a ``whsec_`` one must carry
+    valid base64, a ``whsk_`` ed25519 key 32 bytes of it and ``cryptography``), or None."""
     if not isinstance(value, str) or not value:
         return "the secret must be a non-empty string"
+    if ed25519.is_public_key(value):
+        return "a 'whpk_' public key only verifies; give the subscriber its 'whsk_' signing key"
+    if ed25519.is_signing_key(value):
+        return ed25519.signing_key_problem(value)
     try:
         standard_webhooks_key(value)
     except ImproperlyConfigured as exc:

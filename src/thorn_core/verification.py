@@ -16,7 +16,7 @@ import attrs
 
 from .codecs import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE
 from .exceptions import InvalidSignature
-from .signing import verify_hook_hmac, verify_standard_webhook
+from .signing import is_asymmetric_key, verify_hook_hmac, verify_standard_webhook
 
 __all__ = ["SecretSpec", "VerifiedWebhook", "parse_payload", "secrets_for", "verify_request"]
 
@@ -98,6 +98,10 @@ def verify_request(
     ``Hook-HMAC`` is checked as well when present. With ``require_timestamp=False`` a request
     carrying only ``Hook-HMAC`` (as Thorn 1.x sent) is accepted; it has no replay protection.
 
+    ``secret`` may hold ``whpk_`` ed25519 public keys: they verify the ``v1a`` entries of
+    ``webhook-signature`` (a ``Hook-HMAC``, which only an HMAC secret checks, is then not
+    required: ed25519 subscribers are sent none).
+
     Raises:
         InvalidSignature: with the reason; receivers answer 401.
     """
@@ -105,11 +109,16 @@ def verify_request(
     secrets = [secret] if isinstance(secret, str) else list(secret)
     if not secrets:
         raise InvalidSignature("no secret to verify the webhook with")
+    hmac_secrets = [s for s in secrets if not (isinstance(s, str) and is_asymmetric_key(s))]
     has_standard = "webhook-signature" in lowered
     if has_standard or require_timestamp:
         verify_standard_webhook(secrets, lowered, body, tolerance=tolerance, now=now)
-    if "hook-hmac" in lowered or not has_standard:
-        verify_hook_hmac(secrets, body, lowered.get("hook-hmac"), digest_method)
+    if hmac_secrets and ("hook-hmac" in lowered or not has_standard):
+        verify_hook_hmac(hmac_secrets, body, lowered.get("hook-hmac"), digest_method)
+    elif not has_standard:
+        raise InvalidSignature(
+            "missing webhook-signature header: an ed25519 public key verifies its 'v1a' entries"
+        )
     try:
         payload = parse_payload(lowered.get("content-type"), body)
     except (ValueError, UnicodeDecodeError) as exc:

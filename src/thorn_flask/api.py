@@ -11,6 +11,7 @@ import flask
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from thorn_core.ed25519 import public_key
 from thorn_core.log import AttemptRecord
 from thorn_core.ping import ping
 from thorn_core.redelivery import (
@@ -60,6 +61,7 @@ def serialize(row: SubscriberMixin, *, with_secret: bool = False) -> dict[str, A
         "content_type": row.content_type,
         "hmac_digest": row.hmac_digest,
         "active": row.active,
+        "public_key": public_key(row.hmac_secret),
         "user": getattr(row, "user_id", None),
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "updated_at": row.updated_at.isoformat() if row.updated_at else None,

@@ -99,6 +99,7 @@ class TestThorn1Clients:
             "content_type": "application/json",
             "hmac_digest": "sha256",
             "active": True,
+            "public_key": None,
             "user": alice.pk,
             "created_at": body["created_at"],
             "updated_at": body["updated_at"],

@@ -10,6 +10,7 @@ from rest_framework.fields import empty
 from rest_framework.utils import html
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
+from thorn_core.ed25519 import public_key
 from thorn_core.redelivery import delivery_summary
 from thorn_core.subscriptions import REQUIRED_FIELDS, check_subscription, unmask_url
 from thorn_core.validators import display_url
@@ -46,6 +47,7 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     hmac_digest = serializers.CharField(default="sha256")
     hmac_secret = serializers.CharField(required=False, trim_whitespace=False)
     active = serializers.BooleanField(default=True)
+    public_key = serializers.SerializerMethodField()
     user = serializers.ReadOnlyField(source="user_id")
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -105,6 +107,10 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
             get_app().reactivate_subscriber(instance.as_subscriber())
         self._show_secret = "hmac_secret" in validated_data
         return instance
+
+    def get_public_key(self, instance: Any) -> str | None:
+        """The ``whpk_`` key receivers verify ``v1a`` signatures with; None for HMAC secrets."""
+        return public_key(instance.hmac_secret)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         """The subscription, its URL masked; the secret only right after it was set."""
