@@ -10,6 +10,8 @@ minute, so deliveries go on.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import math
 import threading
@@ -41,39 +43,49 @@ DEFAULT_PREFIX = "thorn:health:"
 WARN_EVERY = 60.0
 #: Seconds the store uses its memory fallback after Redis failed, before trying Redis again.
 RETRY_REDIS_AFTER = 1.0
+#: Seconds a circuit this process saw closed (in the answer to its latest record) admits
+#: deliveries without limits here, with no round trip: another process's opening of it is
+#: seen that much later at most. Limited deliveries (rate, in-flight cap) always ask Redis.
+LOCAL_CLOSED_TTL = 0.25
 
 _T = TypeVar("_T")
 
-# Shared by the scripts: load a hash, resetting it when it holds garbage.
+# Shared by the scripts: load a hash (resetting it when it holds garbage), and write back
+# only the fields a script changed (``put``), so a delivery costs a few field writes.
 _LOAD = """
 local function fmt(x) return string.format('%.6f', x) end
+local h, dirty = {}, {}
 local function load(key)
   local raw = redis.pcall('HGETALL', key)
-  if type(raw) == 'table' and raw.err then redis.call('DEL', key); return {} end
+  if type(raw) == 'table' and raw.err then redis.call('DEL', key); return end
   local t = {}
   for i = 1, #raw, 2 do t[raw[i]] = raw[i + 1] end
   for name, v in pairs(t) do
     if name == 'state' then
       if v ~= 'closed' and v ~= 'open' and v ~= 'half_open' then
-        redis.call('DEL', key); return {}
+        redis.call('DEL', key); return
       end
     elseif tonumber(v) == nil then
-      redis.call('DEL', key); return {}
+      redis.call('DEL', key); return
     end
   end
-  return t
+  h = t
 end
-local function save(key, t, ttl)
-  redis.call('DEL', key)
-  local flat = {}
-  for name, v in pairs(t) do
-    flat[#flat + 1] = name
-    flat[#flat + 1] = (type(v) == 'number') and fmt(v) or v
+local function put(name, v) h[name] = v; dirty[name] = true end
+local function save(key, ttl)
+  local set, gone = {}, {}
+  for name in pairs(dirty) do
+    local v = h[name]
+    if v == nil then
+      gone[#gone + 1] = name
+    else
+      set[#set + 1] = name
+      set[#set + 1] = (type(v) == 'number') and fmt(v) or v
+    end
   end
-  if #flat > 0 then
-    redis.call('HSET', key, unpack(flat))
-    redis.call('EXPIRE', key, ttl)
-  end
+  if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  redis.call('EXPIRE', key, ttl)
 end
 """
 
@@ -86,7 +98,7 @@ local rate = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
-local h = load(KEYS[1])
+load(KEYS[1])
 local state = h.state or 'closed'
 local probe = 0
 if state == 'open' then
@@ -110,13 +122,13 @@ if rate then
   if tokens < 1 - 1e-6 then
     return {0, 'rate_limited', fmt(now + (1 - tokens) / rate), 0}
   end
-  h.tokens = math.max(0, tokens - 1); h.tokens_at = now
+  put('tokens', math.max(0, tokens - 1)); put('tokens_at', now)
 end
-h.seq = (tonumber(h.seq) or 0) + 1
+put('seq', (tonumber(h.seq) or 0) + 1)
 redis.call('ZADD', KEYS[2], fmt(now + lease), tostring(h.seq))
 redis.call('EXPIRE', KEYS[2], ttl)
-if probe == 1 then h.state = 'half_open'; h.probe_until = now + lease end
-save(KEYS[1], h, ttl)
+if probe == 1 then put('state', 'half_open'); put('probe_until', now + lease) end
+save(KEYS[1], ttl)
 return {1, '', '', probe}
 """
 )
@@ -138,25 +150,28 @@ local cooloff_max = tonumber(ARGV[9])
 local slow = tonumber(ARGV[10])
 local ttl = tonumber(ARGV[11])
 local nb = tonumber(ARGV[12])
-local h = load(KEYS[1])
+load(KEYS[1])
 local index = math.floor(now / width)
 local slot = index % nb
 local bi, br, bf = 'b' .. slot .. 'i', 'b' .. slot .. 'r', 'b' .. slot .. 'f'
 local requests, failures = 0, 0
 if tonumber(h[bi]) == index then
   requests = tonumber(h[br]) or 0; failures = tonumber(h[bf]) or 0
-end
-h[bi] = index; h[br] = requests + 1; h[bf] = failures + (ok and 0 or 1)
-if ok then
-  h.streak = nil; h.streak_since = nil
 else
-  h.streak = (tonumber(h.streak) or 0) + 1
-  if not h.streak_since then h.streak_since = now end
+  put(bi, index)
+end
+put(br, requests + 1)
+if not ok or failures > 0 then put(bf, failures + (ok and 0 or 1)) end
+if ok then
+  if h.streak then put('streak', nil); put('streak_since', nil) end
+else
+  put('streak', (tonumber(h.streak) or 0) + 1)
+  if not h.streak_since then put('streak_since', now) end
 end
 if timed_out or duration > slow then
-  h.slow_until = now + cooloff
-elseif ok then
-  h.slow_until = nil
+  put('slow_until', now + cooloff)
+elseif ok and h.slow_until then
+  put('slow_until', nil)
 end
 local state = h.state or 'closed'
 local transition = ''
@@ -173,41 +188,34 @@ local function window()
 end
 if state == 'half_open' then
   if ok then
-    h.state = 'closed'; h.opened_at = nil; h.next_probe_at = nil
-    h.cooloff = nil; h.probe_until = nil
+    put('state', 'closed'); put('opened_at', nil); put('next_probe_at', nil)
+    put('cooloff', nil); put('probe_until', nil)
     for s = 0, nb - 1 do
-      h['b' .. s .. 'i'] = nil; h['b' .. s .. 'r'] = nil; h['b' .. s .. 'f'] = nil
+      put('b' .. s .. 'i', nil); put('b' .. s .. 'r', nil); put('b' .. s .. 'f', nil)
     end
     transition = 'closed'
   else
     local c = (tonumber(h.cooloff) or 0) * 2
     if c <= 0 then c = cooloff end
     c = math.min(c, cooloff_max)
-    h.cooloff = c; h.state = 'open'; h.opened_at = now; h.next_probe_at = now + c
-    h.probe_until = nil
+    put('cooloff', c); put('state', 'open'); put('opened_at', now)
+    put('next_probe_at', now + c); put('probe_until', nil)
   end
 elseif state == 'closed' and not ok then
   local total, failed = window()
   if total >= min_requests and failed >= failure_rate * total then
-    h.cooloff = cooloff; h.state = 'open'; h.opened_at = now; h.next_probe_at = now + cooloff
+    put('cooloff', cooloff); put('state', 'open'); put('opened_at', now)
+    put('next_probe_at', now + cooloff)
     transition = 'opened'
   end
 end
-save(KEYS[1], h, ttl)
+save(KEYS[1], ttl)
 local total, failed = window()
-return {h.state or 'closed', total, failed, h.opened_at and fmt(h.opened_at) or '',
-  h.next_probe_at and fmt(h.next_probe_at) or '', tonumber(h.streak) or 0,
-  h.streak_since and fmt(h.streak_since) or '', h.slow_until and fmt(h.slow_until) or '',
-  transition}
+local function opt(v) if v then return fmt(tonumber(v)) end return '' end
+return {h.state or 'closed', total, failed, opt(h.opened_at), opt(h.next_probe_at),
+  tonumber(h.streak) or 0, opt(h.streak_since), opt(h.slow_until), transition}
 """
 )
-
-# KEYS: in-flight zset. Frees the oldest lease.
-_RELEASE = """
-local r = redis.pcall('ZPOPMIN', KEYS[1])
-if type(r) == 'table' and r.err then redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 # KEYS: streak hash. ARGV: now, ok, ttl. Returns the streak's length.
 _STREAK = """
@@ -226,6 +234,13 @@ redis.call('HSET', KEYS[1], 'n', tostring(n))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return n
 """
+
+
+#: The SHA1 of each script, as EVALSHA wants it.
+_SHAS = {
+    script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    for script in (_ADMIT, _RECORD, _STREAK)
+}
 
 
 def _float(value: Any) -> float | None:
@@ -260,18 +275,63 @@ class RedisHealthStore:
         self.client: redis.Redis = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
-        self._admit = self.client.register_script(_ADMIT)
-        self._record = self.client.register_script(_RECORD)
-        self._release = self.client.register_script(_RELEASE)
-        self._streak = self.client.register_script(_STREAK)
+        #: Commands that need no answer (releases, streak resets), sent with the next call.
+        self._pending: list[tuple[Any, ...]] = []
         #: Stands in while Redis is unreachable.
         self.fallback = MemoryHealthStore(settings)
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._warned_at: float | None = None
+        #: See :data:`LOCAL_CLOSED_TTL`; 0 asks Redis for every admission.
+        self.local_ttl = LOCAL_CLOSED_TTL
+        #: Endpoint -> monotonic time until which it is taken as closed here.
+        self._closed_until: dict[str, float] = {}
+        #: Endpoint -> admissions granted here without a lease (their release frees none).
+        self._unleased: dict[str, int] = {}
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}e:{key}"
+
+    def _later(self, *command: Any) -> None:
+        """Send ``command`` with the next call (one round trip for both): a release or a
+        streak reset needs no answer, and the next call of a delivering process comes at
+        once. :meth:`close` sends what is left."""
+        with self._lock:
+            self._pending.append(command)
+
+    def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` (by its SHA, loading it when Redis lacks it) after the commands
+        kept by :meth:`_later`, in one round trip."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        sha = _SHAS[script]
+        reply: Any
+        if pending:
+            pipe = self.client.pipeline(transaction=False)
+            for command in pending:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            pipe.evalsha(sha, len(keys), *keys, *args)
+            reply = pipe.execute(raise_on_error=False)[-1]
+        else:
+            try:
+                reply = self.client.evalsha(sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError as exc:
+                reply = exc
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            reply = self.client.eval(script, len(keys), *keys, *args)  # caches it, too
+        elif isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def flush(self) -> None:
+        """Send the commands kept by :meth:`_later` now."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            pipe = self.client.pipeline(transaction=False)
+            for command in pending:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            pipe.execute(raise_on_error=False)
 
     def _call(self, key: str | None, work: Callable[[], _T], fallback: Callable[[], _T]) -> _T:
         """``work()`` against Redis; on a garbage key reset it and try once more; while
@@ -314,14 +374,28 @@ class RedisHealthStore:
         max_in_flight: int | None,
         now: float | None = None,
     ) -> Admission:
-        """Check the breaker, the token bucket and the in-flight cap, atomically."""
+        """Check the breaker, the token bucket and the in-flight cap, atomically.
+
+        A delivery without limits to an endpoint this process saw closed within
+        :data:`LOCAL_CLOSED_TTL` is admitted here (when ``now`` is not given).
+        """
+        if (
+            now is None
+            and rate_limit is None
+            and max_in_flight is None
+            and self._closed_until.get(key, 0.0) > time.monotonic()
+        ):
+            with self._lock:
+                self._unleased[key] = self._unleased.get(key, 0) + 1
+            return Admission(True)
         now = time.time() if now is None else now
         k = self._key(key)
 
         def work() -> Admission:
-            allowed, reason, retry_at, probe = self._admit(
-                keys=[k, k + ":f"],
-                args=[
+            allowed, reason, retry_at, probe = self._eval(
+                _ADMIT,
+                [k, k + ":f"],
+                [
                     repr(now),
                     "" if rate_limit is None else repr(float(rate_limit)),
                     "" if max_in_flight is None else str(max_in_flight),
@@ -342,13 +416,16 @@ class RedisHealthStore:
         )
 
     def release(self, key: str) -> None:
-        """Free the oldest in-flight lease of ``key``."""
-        k = self._key(key)
-
-        def work() -> None:
-            self._release(keys=[k + ":f"])
-
-        self._call(key, work, lambda: self.fallback.release(key))
+        """Free the oldest in-flight lease of ``key`` (none for an admission made here)."""
+        with self._lock:
+            unleased = self._unleased.get(key, 0)
+            if unleased:
+                self._unleased[key] = unleased - 1
+                return
+        if time.monotonic() < self._down_until:
+            self.fallback.release(key)
+        else:
+            self._later("ZPOPMIN", self._key(key) + ":f")
 
     def record(
         self,
@@ -364,9 +441,10 @@ class RedisHealthStore:
         s = self.settings
 
         def work() -> EndpointStatus:
-            reply = self._record(
-                keys=[self._key(key)],
-                args=[
+            reply = self._eval(
+                _RECORD,
+                [self._key(key)],
+                [
                     repr(now),
                     "1" if ok else "0",
                     repr(float(duration)),
@@ -398,13 +476,18 @@ class RedisHealthStore:
                 transition=change,
             )
 
-        return self._call(
+        status = self._call(
             key,
             work,
             lambda: self.fallback.record(
                 key, ok=ok, duration=duration, timed_out=timed_out, now=now
             ),
         )
+        if status.state == "closed" and self.local_ttl > 0:
+            self._closed_until[key] = time.monotonic() + self.local_ttl
+        else:
+            self._closed_until.pop(key, None)
+        return status
 
     def _parse(self, key: str, raw: dict[bytes, bytes], now: float) -> EndpointStatus:
         """The status of a hash as the scripts write it.
@@ -443,10 +526,14 @@ class RedisHealthStore:
         wanted = list(keys)
 
         def work() -> dict[str, EndpointStatus]:
+            with self._lock:
+                pending, self._pending = self._pending, []
             pipe = self.client.pipeline(transaction=False)
+            for command in pending:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             for key in wanted:
                 pipe.hgetall(self._key(key))
-            replies = pipe.execute(raise_on_error=False)
+            replies = pipe.execute(raise_on_error=False)[len(pending) :]
             now = time.time()
             found: dict[str, EndpointStatus] = {}
             for key, raw in zip(wanted, replies, strict=True):
@@ -480,13 +567,14 @@ class RedisHealthStore:
     def record_streak(self, subscriber: str, *, ok: bool, now: float | None = None) -> int:
         """Count an attempt in the subscriber's failure streak, shared by every process."""
         now = time.time() if now is None else now
+        key = f"{self.prefix}s:{subscriber}"
+        if ok and time.monotonic() >= self._down_until:
+            self._later("DEL", key)  # the healthy path: no round trip of its own
+            return 0
 
         def work() -> int:
             return int(
-                self._streak(
-                    keys=[f"{self.prefix}s:{subscriber}"],
-                    args=[repr(now), "1" if ok else "0", self._streak_ttl],
-                )
+                self._eval(_STREAK, [key], [repr(now), "1" if ok else "0", self._streak_ttl])
             )
 
         return self._call(
@@ -497,6 +585,7 @@ class RedisHealthStore:
         """When the subscriber's failure streak began."""
 
         def work() -> float | None:
+            self.flush()
             try:
                 return _float(self.client.hget(f"{self.prefix}s:{subscriber}", "since"))
             except (ValueError, redis.ResponseError):
@@ -513,5 +602,7 @@ class RedisHealthStore:
         self._call(None, work, lambda: self.fallback.reset_streak(subscriber))
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Send what is pending, then close the connection pool."""
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.flush()  # when unreachable the leases expire; a streak reset is lost
         self.client.close()

@@ -35,21 +35,29 @@ def prefix() -> Iterator[str]:
     drop_prefix(found)
 
 
-def _race_tokens(prefix: str, rate: float, until: float, out: Any) -> None:
-    """In a child process: ask for tokens as fast as possible until ``until``; report grants."""
+def _race_tokens(prefix: str, rate: float, length: float, ready: Any, out: Any) -> None:
+    """In a child process: once both are ready, ask for tokens as fast as possible for
+    ``length`` seconds; report the grants."""
     store = redis_store(settings(), prefix)
+    store.status(KEY)  # connected before the race starts
+    ready.wait(timeout=60)
     granted = []
+    until = time.time() + length
     while time.time() < until:
         now = time.time()
         if store.admit(KEY, rate_limit=rate, max_in_flight=None, now=now).allowed:
             granted.append(now)
+        store.release(KEY)
     store.close()
     out.put(granted)
 
 
-def _race_slots(prefix: str, tries: int, out: Any) -> None:
-    """In a child process: take in-flight slots (never released) ``tries`` times; report wins."""
+def _race_slots(prefix: str, tries: int, ready: Any, out: Any) -> None:
+    """In a child process: once both are ready, take in-flight slots (never released)
+    ``tries`` times; report the wins."""
     store = redis_store(settings(), prefix)
+    store.status(KEY)
+    ready.wait(timeout=60)
     won = sum(
         store.admit(KEY, rate_limit=None, max_in_flight=5, now=None).allowed for _ in range(tries)
     )
@@ -58,10 +66,12 @@ def _race_slots(prefix: str, tries: int, out: Any) -> None:
 
 
 def _run(target: Any, *args: Any) -> list[Any]:
-    """Run ``target`` in two spawned processes at once; return what each put on the queue."""
+    """Run ``target`` in two spawned processes that start together; return what each put on
+    the queue."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    processes = [context.Process(target=target, args=(*args, out)) for _ in range(2)]
+    ready = context.Barrier(2)
+    processes = [context.Process(target=target, args=(*args, ready, out)) for _ in range(2)]
     for process in processes:
         process.start()
     results = [out.get(timeout=60) for _ in processes]
@@ -75,13 +85,11 @@ class TestRacingProcesses:
     """Two processes on one key never get more than the key allows."""
 
     def test_tokens_are_never_over_granted(self, prefix: str) -> None:
-        """Two processes hammering a 20/s bucket for 1.5 s get 20/s between them, spaced 50 ms."""
+        """Two processes hammering a 20/s bucket for 1.5 s get 20/s between them, 50 ms apart."""
         rate, length = 20.0, 1.5
-        start = time.time() + 2.0  # both children are up by then
-        # Each child starts asking as soon as it is up; count only grants inside the window.
-        results = _run(_race_tokens, prefix, rate, start + length)
-        grants = sorted(t for granted in results for t in granted if t >= start)
-        assert all(results), "both processes asked and were granted tokens"
+        results = _run(_race_tokens, prefix, rate, length)
+        grants = sorted(t for granted in results for t in granted)
+        assert all(results), "both processes were granted tokens"
         assert len(grants) <= rate * length + 1
         assert len(grants) >= rate * length * 0.8  # the limit is reached, not starved
         gaps = [b - a for a, b in itertools.pairwise(grants)]
@@ -132,6 +140,24 @@ class TestGarbage:
             store.close()
 
 
+class TestLocalAdmission:
+    """Unlimited deliveries to an endpoint just seen closed need no round trip."""
+
+    def test_admitted_here_and_released_without_touching_leases(self, prefix: str) -> None:
+        """A local admission takes no lease, so its release frees nobody else's slot."""
+        store = redis_store(settings(), prefix)
+        try:
+            store.record(KEY, ok=True, duration=0.1)  # seen closed
+            assert store.admit(KEY, rate_limit=None, max_in_flight=1).allowed  # a leased slot
+            assert store.admit(KEY, rate_limit=None, max_in_flight=None).allowed  # local
+            store.release(KEY)  # the local one's
+            store.flush()
+            refused = store.admit(KEY, rate_limit=None, max_in_flight=1)
+            assert (refused.allowed, refused.reason) == (False, "max_in_flight")
+        finally:
+            store.close()
+
+
 class TestRedisDown:
     """Redis unreachable: the memory fallback answers, with one warning a minute."""
 
@@ -177,7 +203,11 @@ class TestRedisDown:
             first.record(KEY, ok=False, duration=0.1)
             status = second.record(KEY, ok=False, duration=0.1)
             assert (status.state, status.transition) == ("open", "opened")
+            # first saw it closed a moment ago: it admits on its own for local_ttl at most,
+            time.sleep(first.local_ttl)
+            # then it sees the circuit the other opened.
             assert first.admit(KEY, rate_limit=None, max_in_flight=None).reason == "circuit_open"
+            assert second.admit(KEY, rate_limit=None, max_in_flight=None).reason == "circuit_open"
         finally:
             first.close()
             second.close()
