@@ -196,6 +196,17 @@ TOLERANCE = _Parsed("seconds", parse_tolerance)
 LIMIT = _Parsed("count", parse_limit)
 
 
+def parse_grace(value: object) -> datetime.timedelta:
+    """A rotation's grace: seconds, 0 to 30 days (``thorn_core.rotation.grace_from``)."""
+    from .rotation import grace_from
+
+    return grace_from(value)
+
+
+#: ``--grace`` of the rotate-secret commands.
+GRACE = _Parsed("seconds", parse_grace)
+
+
 def read_text(file: IO[str], what: str) -> str:
     """The content of a text file opened as UTF-8 (``click.File``), or a usage error naming
     the option (``what``) when it is not UTF-8."""
@@ -797,6 +808,37 @@ def verify(
     if failures:
         raise click.ClickException(failures[0])
     click.echo("OK: the delivery's signatures verify.")
+
+
+@main.command("rotate-secret")
+@click.option(
+    "--secret",
+    prompt="Current secret",
+    hide_input=True,
+    help="The static subscriber's current secret (asked for, unechoed, when not given).",
+)
+@click.option(
+    "--grace",
+    type=GRACE,
+    default=None,
+    help="Seconds the old secret keeps signing (default 86400, at most 2592000).",
+)
+def rotate_secret_command(secret: str, grace: datetime.timedelta | None) -> None:
+    """Rotate the secret of a static subscriber (THORN_SUBSCRIBERS): prints the fields to
+    put in its entry, the new secret shown this once; stored subscribers rotate with
+    'flask thorn rotate-secret' or 'manage.py thorn_subscribers rotate-secret'."""
+    import json
+
+    from .rotation import grace_from, rotate_set
+    from .secretset import SecretSet
+
+    rotated = rotate_set(SecretSet(secret.strip()), grace_from(grace))
+    fields = {
+        "hmac_secret": rotated.current,
+        "previous_secrets": [s.as_dict() for s in rotated.previous],
+    }
+    click.echo("Put these fields in the subscriber's THORN_SUBSCRIBERS entry:")
+    click.echo(json.dumps(fields, indent=2))
 
 
 # ---------------------------------------------------------------------------

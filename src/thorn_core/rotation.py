@@ -12,7 +12,14 @@ from .secretset import SecretSet, utcnow
 from .signing import new_secret_like
 from .subscribers import Subscriber, secret_problem
 
-__all__ = ["DEFAULT_GRACE", "MAX_GRACE", "SecretStore", "grace_from", "rotate_secret"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "MAX_GRACE",
+    "SecretStore",
+    "grace_from",
+    "rotate_secret",
+    "rotate_set",
+]
 
 #: How long the old secret keeps signing by default: a day for receivers to switch.
 DEFAULT_GRACE = dt.timedelta(hours=24)
@@ -70,6 +77,33 @@ class SecretStore(Protocol):
         ...
 
 
+def rotate_set(
+    secrets: SecretSet,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    *,
+    secret: str | None = None,
+    now: dt.datetime | None = None,
+) -> SecretSet:
+    """``secrets`` with a new current secret; the old current one lives ``grace`` more and
+    expired older ones are dropped (what :func:`rotate_secret` writes).
+
+    Raises:
+        InvalidRotation: ``grace`` is negative or not a timedelta, or ``secret`` is unusable
+            (or equal to the current one).
+    """
+    if not isinstance(grace, dt.timedelta):
+        raise InvalidRotation(f"grace must be a timedelta, got {type(grace).__name__}")
+    if grace < dt.timedelta(0):
+        raise InvalidRotation(f"grace must not be negative, got {grace}")
+    new = new_secret_like(secrets.current) if secret is None else secret
+    problem = secret_problem(new)
+    if problem is not None:
+        raise InvalidRotation(f"the new secret is unusable: {problem}")
+    if new == secrets.current:
+        raise InvalidRotation("the new secret must differ from the current one")
+    return secrets.rotated(new, grace, now or utcnow())
+
+
 def rotate_secret(
     subscriber: Subscriber,
     grace: dt.timedelta = DEFAULT_GRACE,
@@ -96,17 +130,7 @@ def rotate_secret(
             (or equal to the current one); nothing is written.
         InvalidSubscriber: the store does not hold the subscriber.
     """
-    if not isinstance(grace, dt.timedelta):
-        raise InvalidRotation(f"grace must be a timedelta, got {type(grace).__name__}")
-    if grace < dt.timedelta(0):
-        raise InvalidRotation(f"grace must not be negative, got {grace}")
-    new = new_secret_like(subscriber.hmac_secret) if secret is None else secret
-    problem = secret_problem(new)
-    if problem is not None:
-        raise InvalidRotation(f"the new secret is unusable: {problem}")
-    if new == subscriber.hmac_secret:
-        raise InvalidRotation("the new secret must differ from the current one")
-    rotated = subscriber.secrets.rotated(new, grace, now or utcnow())
+    rotated = rotate_set(subscriber.secrets, grace, secret=secret, now=now)
     result = attrs.evolve(
         subscriber, hmac_secret=rotated.current, previous_secrets=rotated.previous
     )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from thorn_core.ed25519 import public_key
+from thorn_core.exceptions import InvalidRotation
 from thorn_core.log import AttemptRecord
 from thorn_core.ping import ping
 from thorn_core.redelivery import (
@@ -22,6 +23,7 @@ from thorn_core.redelivery import (
     redeliver_failed,
     redelivery_summary,
 )
+from thorn_core.rotation import grace_from
 from thorn_core.subscriptions import (
     REQUIRED_FIELDS,
     WRITABLE_FIELDS,
@@ -167,7 +169,9 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     Delivery endpoints, the Django API's paths: ``GET /<id>/deliveries/`` (the
     subscription's logged attempts, newest first), ``POST /<id>/redeliver/`` (its failed
     deliveries, optionally ``{"since": ISO}``), ``POST /deliveries/<delivery id>/redeliver/``,
-    ``POST /<id>/enable/`` (re-enable) and ``POST /<id>/ping/`` (a test event, now).
+    ``POST /<id>/enable/`` (re-enable), ``POST /<id>/ping/`` (a test event, now) and
+    ``POST /<id>/rotate-secret/`` (a new secret, answered once; the old one signs for
+    ``{"grace": seconds}``, a day by default).
     """
     blueprint = flask.Blueprint(name, import_name)
 
@@ -318,5 +322,29 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
         if row is None:
             return {"detail": NOT_FOUND}, 404
         return serialize_delivery(ping(state.core, row.to_subscriber()))
+
+    @blueprint.post("/<id>/rotate-secret/")
+    def rotate_subscription_secret(id: str) -> Any:
+        state = get_state()
+        row = _owned_subscription(state, id)
+        if row is None or state.source is None:
+            return {"detail": NOT_FOUND}, 404
+        data = _json_body()
+        if isinstance(data, tuple):
+            return data
+        problems = check_object(data)
+        if problems:
+            return problems, 400
+        try:
+            rotated = state.source.rotate(row.uuid, grace_from(data.get("grace")))
+        except InvalidRotation as exc:
+            return {"grace": [str(exc)]}, 400
+        with state.session() as session:
+            fresh = _find(session, state, state.user_id(), id)
+            assert fresh is not None
+            body = serialize(fresh, with_secret=True)
+        expiries = [s.expires_at for s in rotated.previous_secrets if s.expires_at]
+        body["previous_secret_expires_at"] = max(expiries).isoformat() if expiries else None
+        return body
 
     return blueprint

@@ -18,7 +18,7 @@ import sqlalchemy
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import DBAPIError
 
-from thorn_core.cli import EVENT_NAME, ISO_TIME, LIMIT, SECONDS, SUBSCRIBER_ID
+from thorn_core.cli import EVENT_NAME, GRACE, ISO_TIME, LIMIT, SECONDS, SUBSCRIBER_ID
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
 from thorn_core.exceptions import ThornError
@@ -26,6 +26,7 @@ from thorn_core.log import retention_cutoff
 from thorn_core.outbox import drain, prune
 from thorn_core.ping import PING_EVENT, ping
 from thorn_core.redelivery import redeliver, redeliver_failed
+from thorn_core.rotation import grace_from
 from thorn_core.subscriptions import ensure_subscription
 from thorn_core.validators import display_url
 
@@ -281,6 +282,43 @@ def enable_command(subscriber_id: uuid.UUID) -> None:
     row = _find(state, subscriber_id)
     state.core.reactivate_subscriber(row.to_subscriber())
     click.echo(f"Enabled subscriber {subscriber_id}")
+
+
+@thorn_cli.command("rotate-secret")
+@click.argument("subscriber_id", type=SUBSCRIBER_ID)
+@click.option(
+    "--grace",
+    type=GRACE,
+    default=None,
+    help="Seconds the old secret keeps signing (default 86400, at most 2592000).",
+)
+def rotate_secret_command(subscriber_id: uuid.UUID, grace: datetime.timedelta | None) -> None:
+    """Give a subscriber a new secret, printed once; the old one signs until the grace ends."""
+    state = get_state()
+    _find(state, subscriber_id)
+    assert state.source is not None
+    rotated = state.source.rotate(subscriber_id, grace_from(grace))
+    click.echo(f"Rotated the secret of subscriber {subscriber_id}")
+    for old in rotated.previous_secrets:
+        when = old.expires_at.isoformat() if old.expires_at else "never"
+        click.echo(f"An older secret keeps signing until {when}")
+    click.echo(f"Secret (shown once): {rotated.hmac_secret}")
+
+
+@thorn_cli.command("reencrypt")
+def reencrypt_command() -> None:
+    """Rewrite every stored secret with the newest key of THORN_SECRET_KEYS."""
+    state = get_state()
+    _model(state)
+    assert state.source is not None
+    done, unreadable = state.source.reencrypt()
+    how = "with the newest key" if state.core.settings.secret_keys else "in clear"
+    click.echo(f"Rewrote the secrets of {done} subscriber(s) {how}.")
+    if unreadable:
+        raise click.ClickException(
+            f"{len(unreadable)} subscriber(s) have a secret no key of THORN_SECRET_KEYS "
+            f"decrypts, left as stored: {', '.join(unreadable)}"
+        )
 
 
 @thorn_cli.command("prune")

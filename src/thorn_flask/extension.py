@@ -30,6 +30,7 @@ from .models import (
     declare_tables,
 )
 from .outbox import CurrentSession, SQLAlchemyOutbox
+from .secret_column import use_keys, warn_unencrypted
 from .store import SessionFactory, StoredSubscribers
 
 if TYPE_CHECKING:
@@ -302,6 +303,9 @@ class Thorn:
         if model is not None and session_factory is not None:
             source = StoredSubscribers(model, session_factory)
             core.add_subscriber_source(source)
+            use_keys(core.settings.secret_keys)
+            if not core.settings.secret_keys:
+                warn_unencrypted(app.name)
         delivery_log = _delivery_log(
             core, session_factory, attempt_model, stored=source is not None
         )

@@ -42,10 +42,11 @@ from thorn_core.subscribers import subscriber_from_row
 from thorn_core.subscriptions import (
     MAX_CONTENT_TYPE_LENGTH,
     MAX_EVENT_LENGTH,
-    MAX_SECRET_LENGTH,
     MAX_URL_LENGTH,
 )
 from thorn_core.validators import display_url
+
+from .secret_column import EncryptedSecret
 
 __all__ = [
     "Base",
@@ -90,7 +91,8 @@ class SubscriberMixin:
 
     Columns: ``uuid`` (unique), ``event`` (the pattern, indexed), ``url``, ``user_id`` (the
     owner, NULL for none; a string by default, redeclare it with a ``ForeignKey`` to your
-    users table if you like), ``hmac_secret`` (generated), ``hmac_digest``, ``content_type``,
+    users table if you like), ``hmac_secret`` (generated) and ``previous_secrets`` (both
+    encrypted with ``THORN_SECRET_KEYS``), ``hmac_digest``, ``content_type``,
     ``active``, ``created_at`` and ``updated_at``.
     """
 
@@ -100,7 +102,10 @@ class SubscriberMixin:
     uuid: Mapped[UUID] = mapped_column(Uuid, unique=True, default=uuid4)
     event: Mapped[str] = mapped_column(String(MAX_EVENT_LENGTH), index=True)
     url: Mapped[str] = mapped_column(String(MAX_URL_LENGTH))
-    hmac_secret: Mapped[str] = mapped_column(String(MAX_SECRET_LENGTH), default=generate_secret)
+    #: The current secret; ``previous_secrets`` the older ones still signing (JSON), after a
+    #: rotation. Both are encrypted with ``THORN_SECRET_KEYS`` when it is set.
+    hmac_secret: Mapped[str] = mapped_column(EncryptedSecret, default=generate_secret)
+    previous_secrets: Mapped[str] = mapped_column(EncryptedSecret, default="")
     hmac_digest: Mapped[str] = mapped_column(String(20), default="sha256")
     content_type: Mapped[str] = mapped_column(
         String(MAX_CONTENT_TYPE_LENGTH), default=JSON_CONTENT_TYPE

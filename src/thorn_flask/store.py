@@ -10,6 +10,10 @@ import attrs
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from thorn_core.encryption import UnreadableSecret
+from thorn_core.exceptions import InvalidSubscriber
+from thorn_core.rotation import DEFAULT_GRACE, rotate_secret
+from thorn_core.secretset import SecretSet
 from thorn_core.subscribers import (
     Subscriber,
     sender_key,
@@ -72,6 +76,64 @@ class StoredSubscribers:
             )
         return bool(getattr(result, "rowcount", 0))
 
+    def save_secrets(self, subscriber: Subscriber, secrets: SecretSet) -> None:
+        """Write the current and older secrets of ``subscriber`` (encrypted when
+        ``THORN_SECRET_KEYS`` is set); the :class:`~thorn_core.rotation.SecretStore` side.
+
+        Raises:
+            thorn_core.InvalidSubscriber: no row has the subscriber's uuid.
+        """
+        with self.sessions() as session, session.begin():
+            self._write_secrets(session, subscriber.uuid, secrets)
+
+    def _write_secrets(self, session: Session, key: uuid.UUID, secrets: SecretSet) -> None:
+        result = session.execute(
+            update(self.model)
+            .where(self.model.uuid == key)
+            .values(hmac_secret=secrets.current, previous_secrets=secrets.previous_json())
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise InvalidSubscriber(f"no stored subscriber {key}")
+
+    def rotate(self, key: Any, grace: Any = DEFAULT_GRACE) -> Subscriber:
+        """Rotate the secret of the subscription ``key`` (a uuid) under a row lock; the
+        rotated subscriber, whose ``hmac_secret`` is the new secret.
+
+        Raises:
+            thorn_core.InvalidSubscriber: there is no such subscription.
+            thorn_core.exceptions.InvalidRotation: a bad ``grace``; nothing is written.
+            thorn_core.exceptions.SecretDecryptionError: no key reads the stored secret.
+        """
+        wanted = key if isinstance(key, uuid.UUID) else uuid.UUID(str(key))
+        with self.sessions() as session, session.begin():
+            query = select(self.model).where(self.model.uuid == wanted).with_for_update()
+            row = session.scalars(query).first()
+            if row is None:
+                raise InvalidSubscriber(f"no stored subscriber {wanted}")
+            store = _SessionStore(self, session)
+            return rotate_secret(self.model.to_subscriber(row), grace, store=store)
+
+    def reencrypt(self) -> tuple[int, list[str]]:
+        """Rewrite every row's secrets with the newest key of ``THORN_SECRET_KEYS`` (or in
+        clear without keys), dropping expired older secrets; the count rewritten and the uuids
+        of rows no key reads (left as they are)."""
+        done, unreadable = 0, []
+        with self.sessions() as session, session.begin():
+            for row in session.scalars(self.model.ordered()).all():
+                if isinstance(row.hmac_secret, UnreadableSecret) or isinstance(
+                    row.previous_secrets, UnreadableSecret
+                ):
+                    unreadable.append(str(row.uuid))
+                    continue
+                try:
+                    kept = SecretSet(row.hmac_secret, row.previous_secrets or ()).pruned()
+                except InvalidSubscriber:
+                    kept = ()
+                self._write_secrets(session, row.uuid, SecretSet(row.hmac_secret, kept))
+                done += 1
+        return done, unreadable
+
     def get(self, key: Any) -> Subscriber | None:
         """The subscription with this uuid, active or not; None when there is none (or its
         row is no valid subscriber, which is logged)."""
@@ -82,3 +144,14 @@ class StoredSubscribers:
         with self.sessions() as session:
             row = session.scalars(select(self.model).where(self.model.uuid == wanted)).first()
             return stored_subscriber(row, self.model.to_subscriber)
+
+
+@attrs.frozen
+class _SessionStore:
+    """Writes a rotation in the session that holds the row lock."""
+
+    source: StoredSubscribers
+    session: Session
+
+    def save_secrets(self, subscriber: Subscriber, secrets: SecretSet) -> None:
+        self.source._write_secrets(self.session, subscriber.uuid, secrets)
