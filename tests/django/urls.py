@@ -15,4 +15,5 @@ urlpatterns = [
     path("receive/", views.receive, name="receive"),
     path("receive-rotating/", views.receive_rotating, name="receive-rotating"),
     path("receive-unknown/", views.receive_unknown, name="receive-unknown"),
+    path("receive-ed25519/", views.receive_ed25519, name="receive-ed25519"),
 ]

@@ -11,6 +11,10 @@ from thorn_django import verify_webhook
 
 SECRET = "whsec_" + "dGhvcm4tdGVzdC1zZWNyZXQtMzItYnl0ZXMtbG9uZyE="
 OLD_SECRET = "old-secret-being-rotated-out"
+#: An ed25519 key pair: the sender signs with the ``whsk_`` key, the receiver holds only the
+#: ``whpk_`` key (its 32-byte seed is 0x02 repeated).
+SIGNING_KEY = "whsk_AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
+PUBLIC_KEY = "whpk_gTl3Dqh9F19Wo1Rmw0x+zMuNipG07jeiXfYPW4/Js5Q="
 
 
 def article_detail(request: HttpRequest, **kwargs: Any) -> HttpResponse:
@@ -28,6 +32,12 @@ def receive(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
 def receive_rotating(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
     """Accept either secret while rotating."""
     return JsonResponse({"event": webhook.event})
+
+
+@verify_webhook(secret=PUBLIC_KEY)
+def receive_ed25519(request: HttpRequest, webhook: VerifiedWebhook) -> JsonResponse:
+    """A receiver that verifies ``v1a`` signatures with a public key alone."""
+    return JsonResponse({"event": webhook.event, "payload": webhook.payload})
 
 
 def _no_such_subscription(request: HttpRequest) -> str:
