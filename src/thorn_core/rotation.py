@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol, runtime_checkable
+import logging
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
@@ -12,14 +13,20 @@ from .secretset import SecretSet, utcnow
 from .signing import new_secret_like
 from .subscribers import Subscriber, secret_problem
 
+if TYPE_CHECKING:
+    from .app import Thorn
+
 __all__ = [
     "DEFAULT_GRACE",
     "MAX_GRACE",
     "SecretStore",
+    "current_secrets",
     "grace_from",
     "rotate_secret",
     "rotate_set",
 ]
+
+_logger = logging.getLogger(__name__)
 
 #: How long the old secret keeps signing by default: a day for receivers to switch.
 DEFAULT_GRACE = dt.timedelta(hours=24)
@@ -137,3 +144,18 @@ def rotate_secret(
     if store is not None:
         store.save_secrets(result, rotated)
     return result
+
+
+def current_secrets(app: Thorn, subscriber: Subscriber) -> Subscriber:
+    """``subscriber`` with the secrets its source holds now (a retry queued before a rotation
+    signs with the new secret too); as given when no source finds it or the lookup fails."""
+    try:
+        found = app.find_subscriber(str(subscriber.uuid))
+    except Exception:  # a database blip: the secrets the delivery was planned with still sign
+        _logger.warning("Cannot read the current secrets of subscriber %s", subscriber.uuid)
+        return subscriber
+    if found is None or found.secrets == subscriber.secrets:
+        return subscriber
+    return attrs.evolve(
+        subscriber, hmac_secret=found.hmac_secret, previous_secrets=found.previous_secrets
+    )

@@ -59,6 +59,7 @@ from ..message import EventMessage
 from ..outbox import drain, prune
 from ..results import SendResult
 from ..retry import RetryPolicy
+from ..rotation import current_secrets
 from ..subscribers import Subscriber
 from ..telemetry import delivery_extra, get_logger
 from ..transport import RequestsTransport, Transport
@@ -370,6 +371,8 @@ class _Batch:
             i, subscriber_data, delivery_id, attempt = wire
             message = self.messages[i]
             subscriber = Subscriber.from_dict(subscriber_data)
+            if attempt > 1:  # a retry signs with the secrets live now (a rotation since)
+                subscriber = current_secrets(app, subscriber)
             try:
                 body = self._body(i, subscriber.content_type)
             except SerializationError as exc:
