@@ -29,3 +29,20 @@ class TestBenchmarkSmoke:
             assert results[name]["received"] == results[name]["posts"] > 0
         assert results["d.sqlite.10000"]["queries_per_send"] == 1.0
         assert set(report["ratios"]) >= {"a: thorn vs hand loop (x faster)"}
+
+    def test_signing_bench_runs(self) -> None:
+        """``benchmarks.signing_bench --quick`` exits 0 (its receiver got every POST) and
+        reports each figure of HMAC and ed25519."""
+        output = subprocess.run(
+            [sys.executable, "-m", "benchmarks.signing_bench", "--quick"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        ).stdout
+        figures = json.loads(output.strip().splitlines()[-1])
+        for kind in ("hmac", "ed25519"):
+            assert figures[f"sign_{kind}_us"] > 0
+            assert figures[f"verify_{kind}_us"] > 0
+            assert figures[f"{kind}_deliveries_per_s"] > 0
