@@ -130,8 +130,15 @@ class WorkerProcess:
         concurrency: int,
         pid_dir: Path,
         log_name: str = "worker.log",
+        *,
+        settings: Mapping[str, Any] | None = None,
+        queues: Iterable[str] = (),
     ) -> None:
+        """Start the worker; ``settings`` are THORN_* settings added to the worker app's, and
+        ``queues`` more queues it consumes besides ``queue``."""
         self.pid_dir = pid_dir
+        #: The worker's node name before the ``@`` (what answers a control ``ping``).
+        self.name = f"thorn-test-{uuid.uuid4().hex[:8]}"
         self.log_path = pid_dir / log_name
         self.log = self.log_path.open("wb")
         env = {
@@ -141,6 +148,7 @@ class WorkerProcess:
             "THORN_TEST_QUEUE": queue,
             "THORN_TEST_PID_DIR": str(pid_dir),
             "THORN_TEST_VALIDATORS": json.dumps(LOOPBACK_VALIDATORS),
+            "THORN_TEST_SETTINGS": json.dumps(dict(settings or {})),
         }
         command = [
             sys.executable,
@@ -151,8 +159,8 @@ class WorkerProcess:
             "worker",
             f"--pool={pool}",
             f"--concurrency={concurrency}",
-            f"--queues={queue}",
-            f"--hostname=thorn-test-{uuid.uuid4().hex[:8]}@%h",
+            f"--queues={','.join([queue, *queues])}",
+            f"--hostname={self.name}@%h",
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",

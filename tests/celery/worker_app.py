@@ -16,9 +16,13 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_prerun, worker_ready
 
-from thorn_core import Thorn
+from thorn_core import Thorn, signals
 
 _queue = os.environ["THORN_TEST_QUEUE"]
+
+if os.environ.get("THORN_TEST_SPANS"):
+    # A telemetry test: the OpenTelemetry SDK writes this worker's spans to that file.
+    import _otel_worker  # noqa: F401
 
 celery_app = Celery(
     "thorn-test-worker",
@@ -49,6 +53,8 @@ thorn = Thorn(
         "THORN_CELERY_QUEUE": _queue,
         "THORN_RECIPIENT_VALIDATORS": json.loads(os.environ["THORN_TEST_VALIDATORS"]),
         "THORN_RETRY_DELAY": 0.2,
+        # A test's own settings (endpoint health, slow queue...), as JSON.
+        **json.loads(os.environ.get("THORN_TEST_SETTINGS") or "{}"),
     }
 )
 
@@ -58,6 +64,12 @@ _pid_dir = Path(os.environ["THORN_TEST_PID_DIR"])
 @task_prerun.connect(weak=False)
 def _record_pid(**_: Any) -> None:
     (_pid_dir / str(os.getpid())).touch()
+
+
+@signals.subscriber_deactivated.connect_via(thorn, weak=False)
+def _record_deactivation(_: Any, *, subscriber: Any, **__: Any) -> None:
+    # Which process switched a failing subscriber off (tests/celery/test_endpoint_health.py).
+    (_pid_dir / f"deactivated-{subscriber.uuid}").write_text(str(os.getpid()))
 
 
 @worker_ready.connect(weak=False)

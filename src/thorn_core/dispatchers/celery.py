@@ -11,6 +11,15 @@ tasks as shared tasks:
   delivery is retried alone, with the countdown of :class:`~thorn_core.retry.RetryPolicy`,
   under its original delivery id.
 
+Within a task, the deliveries are grouped by endpoint (:func:`~thorn_core.health.endpoint_key`):
+different endpoints are served concurrently on a bounded pool of ``THORN_POOL_SIZE`` threads,
+one endpoint's deliveries in order on one thread (one kept-alive connection). Each attempt is
+admitted by ``app.health`` first; a delivery it refuses (circuit open, over the rate limit or
+the in-flight cap) is re-published with a countdown until the time it gives, keeping its
+attempt count, and logged as ``deferred: ...``. When an endpoint is (or turns) slow, the rest
+of its deliveries are re-published to ``THORN_CELERY_SLOW_QUEUE`` (else the same queue)
+instead of being waited on.
+
 Both are ``acks_late`` and ``reject_on_worker_lost``: a worker that dies mid-delivery leaves
 the message on the broker, and another worker delivers it again (at least once).
 
@@ -23,11 +32,17 @@ Two maintenance tasks are meant for Celery beat (see docs/celery.md):
 
 from __future__ import annotations
 
+import contextvars
 import os
+import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ..exceptions import ImproperlyConfigured, SerializationError
 
@@ -45,7 +60,7 @@ from celery.signals import task_postrun, task_prerun  # type: ignore[import-unty
 from .. import signals
 from ..app import configured_app
 from ..codecs import JSON_CONTENT_TYPE, JSONCodec
-from ..delivery import Delivery
+from ..delivery import Delivery, DeliveryRequest
 from ..fanout import (
     delivery_id_for,
     encode_body,
@@ -55,6 +70,7 @@ from ..fanout import (
     signing_failure,
     unsent_delivery,
 )
+from ..health import admit_request, deferred_delivery, endpoint_key, record_outcome
 from ..message import EventMessage
 from ..outbox import drain, prune
 from ..results import SendResult
@@ -101,6 +117,12 @@ _TASK_OPTIONS: dict[str, Any] = {
 
 #: A delivery as a task carries it: [message index, subscriber dict, delivery id, attempt].
 WireDelivery = list[Any]
+
+#: Seconds one endpoint's deliveries in a task may wait in all for rate-limit tokens or
+#: in-flight slots before the rest are re-published with a countdown instead.
+SHORT_WAIT = 1.0
+#: Seconds between two looks at an endpoint's in-flight cap while waiting for a slot.
+IN_FLIGHT_POLL = 0.05
 
 
 def celery_app_for(settings: Settings) -> Any:
@@ -179,6 +201,8 @@ class CeleryDispatcher:
         self._lock = threading.Lock()
         self._transport: Transport | None = None
         self._transport_pid = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
 
     @classmethod
     def check(cls, settings: Settings) -> None:
@@ -189,10 +213,12 @@ class CeleryDispatcher:
         """
         _check_broker(celery_app_for(settings))
 
-    def route(self) -> dict[str, Any]:
-        """Publishing options: ``THORN_CELERY_QUEUE`` when set, else Celery's own routing."""
-        queue = self.app.settings.celery_queue
-        return {"queue": queue} if queue else {}
+    def route(self, *, slow: bool = False) -> dict[str, Any]:
+        """Publishing options: ``THORN_CELERY_QUEUE`` when set, else Celery's own routing;
+        for deliveries to a slow endpoint ``THORN_CELERY_SLOW_QUEUE`` when that is set."""
+        settings = self.app.settings
+        name = (slow and settings.celery_slow_queue) or settings.celery_queue
+        return {"queue": name} if name else {}
 
     def dispatch(self, results: Sequence[SendResult]) -> None:
         """Publish the events of ``results`` (all encoded before the first is published).
@@ -228,11 +254,29 @@ class CeleryDispatcher:
                 self._transport_pid = pid
             return self._transport
 
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """This process's pool of ``THORN_POOL_SIZE`` threads serving endpoints concurrently
+        (a forked pool child makes its own)."""
+        pid = os.getpid()
+        with self._lock:
+            if self._pool is None or self._pool_pid != pid:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.app.settings.pool_size, thread_name_prefix="thorn-endpoint"
+                )
+                self._pool_pid = pid
+            return self._pool
+
     def close(self) -> None:
-        """Close this process's HTTP sessions, if a worker task opened any."""
+        """Stop this process's endpoint threads and close its HTTP sessions, if a worker
+        task started any."""
         with self._lock:
             transport, self._transport = self._transport, None
             owned = self._transport_pid == os.getpid()
+            pool, self._pool = self._pool, None
+            pool_owned = self._pool_pid == os.getpid()
+        if pool is not None and pool_owned:
+            pool.shutdown(wait=True)
         if transport is not None and owned:
             transport.close()
 
@@ -292,17 +336,26 @@ class _Batch:
         self.dispatcher = _worker_dispatcher(app)
         self._results: dict[int, SendResult] = {}
         self._bodies: dict[tuple[int, str], bytes | None] = {}
-        #: Tasks that could not be published (a broker blip): (deliveries, countdown).
-        self._unpublished: list[tuple[list[WireDelivery], float | None]] = []
+        #: Tasks that could not be published (a broker blip): (deliveries, countdown, slow).
+        self._unpublished: list[tuple[list[WireDelivery], float | None, bool]] = []
 
-    def publish(self, deliveries: Sequence[WireDelivery], countdown: float | None = None) -> None:
-        """Publish ``deliveries`` as one ``thorn.deliver`` task, with the messages they need."""
+    def publish(
+        self,
+        deliveries: Sequence[WireDelivery],
+        countdown: float | None = None,
+        *,
+        slow: bool = False,
+    ) -> None:
+        """Publish ``deliveries`` as one ``thorn.deliver`` task, with the messages they need;
+        ``slow`` ones (to a slow endpoint) go to ``THORN_CELERY_SLOW_QUEUE`` when set."""
         used = sorted({d[0] for d in deliveries})
         index = {old: new for new, old in enumerate(used)}
-        payload = {
+        payload: dict[str, Any] = {
             "messages": [self.raw[i] for i in used],
             "deliveries": [[index[d[0]], *d[1:]] for d in deliveries],
         }
+        if slow:
+            payload["slow"] = True
         self.task.app.send_task(
             DELIVER_TASK,
             args=[payload],
@@ -312,18 +365,22 @@ class _Batch:
             argsrepr=f"[<Thorn deliveries {', '.join(d[2] for d in deliveries)}>]",
             kwargsrepr="{}",
             headers=self.app.telemetry.task_headers(),
-            **self.dispatcher.route(),
+            **self.dispatcher.route(slow=slow),
         )
 
     def publish_or_keep(
-        self, deliveries: Sequence[WireDelivery], countdown: float | None = None
+        self,
+        deliveries: Sequence[WireDelivery],
+        countdown: float | None = None,
+        *,
+        slow: bool = False,
     ) -> None:
         """Publish, or keep the deliveries for :meth:`finish` when the broker refuses."""
         try:
-            self.publish(deliveries, countdown)
+            self.publish(deliveries, countdown, slow=slow)
         except Exception:
             logger.exception("Publishing Thorn deliveries failed; trying again after the chunk")
-            self._unpublished.append((list(deliveries), countdown))
+            self._unpublished.append((list(deliveries), countdown, slow))
 
     def finish(self) -> None:
         """Publish what could not be published during the task, or requeue the task.
@@ -333,9 +390,9 @@ class _Batch:
         ids (receivers deduplicate on ``Hook-Delivery``).
         """
         pending, self._unpublished = self._unpublished, []
-        for deliveries, countdown in pending:
+        for deliveries, countdown, slow in pending:
             try:
-                self.publish(deliveries, countdown)
+                self.publish(deliveries, countdown, slow=slow)
             except Exception as exc:
                 raise Reject(
                     f"cannot publish {len(deliveries)} Thorn deliveries: {exc}", requeue=True
@@ -363,37 +420,157 @@ class _Batch:
             self._bodies[key] = encode_body(self.app, self.messages[i], content_type)
         return self._bodies[key]
 
-    def deliver(self, deliveries: Sequence[WireDelivery]) -> None:
-        """Send each delivery in order, on this thread's session; schedule retries of failures."""
-        app = self.app
-        transport = self.dispatcher.transport
+    def deliver(self, deliveries: Sequence[WireDelivery], *, slow: bool = False) -> None:
+        """Send the deliveries, each endpoint's in order and different endpoints concurrently;
+        schedule retries of failures and re-publish what is deferred.
+
+        Only the HTTP attempts and the health store's bookkeeping run on the pool's threads;
+        results are recorded (delivery log, signals, callbacks) and tasks published on the
+        task's own thread, as the outcomes arrive. ``slow`` deliveries (re-published because
+        their endpoint was slow) are attempted even while it still is.
+        """
+        groups: dict[str, list[_Ready]] = {}
         for wire in deliveries:
-            i, subscriber_data, delivery_id, attempt = wire
-            message = self.messages[i]
-            subscriber = Subscriber.from_dict(subscriber_data)
-            if attempt > 1:  # a retry signs with the secrets live now (a rotation since)
-                subscriber = current_secrets(app, subscriber)
+            ready = self._prepare(wire)
+            if ready is not None:
+                groups.setdefault(endpoint_key(ready.request.subscriber), []).append(ready)
+        if len(groups) == 1:
+            ((key, items),) = groups.items()
+            self._serve(key, items, slow, self._handle)
+            return
+        outcomes: queue.SimpleQueue[_Outcome | None] = queue.SimpleQueue()
+
+        def serve(key: str, items: list[_Ready]) -> None:
             try:
-                body = self._body(i, subscriber.content_type)
-            except SerializationError as exc:
-                failed = unsent_delivery(message, subscriber, delivery_id, str(exc), exc)
-                self._result(i).record(app, failed)
-                continue
-            if body is None:
-                self._result(i).record(app, no_codec_delivery(message, subscriber, delivery_id))
-                continue
+                self._serve(key, items, slow, outcomes.put)
+            finally:
+                outcomes.put(None)
+
+        pool = self.dispatcher.pool
+        for key, items in groups.items():
+            # Each endpoint's thread sees this task's context (telemetry, an app context).
+            pool.submit(contextvars.copy_context().run, serve, key, items)
+        running = len(groups)
+        while running:
+            outcome = outcomes.get()
+            if outcome is None:
+                running -= 1
+            else:
+                self._handle(outcome)
+
+    def _prepare(self, wire: WireDelivery) -> _Ready | None:
+        """The signed request of a wire delivery; None (and its failure recorded) when it
+        cannot be made (no codec, an unencodable payload, an unusable secret)."""
+        app = self.app
+        i, subscriber_data, delivery_id, _attempt = wire
+        message = self.messages[i]
+        subscriber = Subscriber.from_dict(subscriber_data)
+        if wire[3] > 1:  # a retry signs with the secrets live now (a rotation since)
+            subscriber = current_secrets(app, subscriber)
+        try:
+            body = self._body(i, subscriber.content_type)
+        except SerializationError as exc:
+            failed = unsent_delivery(message, subscriber, delivery_id, str(exc), exc)
+            self._result(i).record(app, failed)
+            return None
+        if body is None:
+            self._result(i).record(app, no_codec_delivery(message, subscriber, delivery_id))
+            return None
+        try:
+            request = signed_request(app, message, subscriber, body, delivery_id)
+        except Exception as exc:
+            self._result(i).record(app, signing_failure(message, subscriber, delivery_id, exc))
+            return None
+        return _Ready(wire, request)
+
+    def _serve(
+        self, key: str, items: list[_Ready], slow: bool, report: Callable[[_Outcome], None]
+    ) -> None:
+        """Attempt one endpoint's deliveries in order; report each outcome, and the rest as
+        deferred as soon as the endpoint refuses one (or is slow, unless ``slow``)."""
+        app = self.app
+        health = app.health
+        transport = self.dispatcher.transport
+        if not slow and health.is_slow(key):
+            report(_Outcome(items, deferred="slow"))
+            return
+        waited = 0.0
+        for n, ready in enumerate(items):
             try:
-                request = signed_request(app, message, subscriber, body, delivery_id)
+                while True:
+                    admission = admit_request(app, ready.request.subscriber)
+                    if admission.allowed:
+                        break
+                    reason = admission.reason or "circuit_open"
+                    wait = IN_FLIGHT_POLL
+                    if admission.retry_at is not None and reason != "max_in_flight":
+                        wait = max(0.0, admission.retry_at - time.time())
+                    if reason == "circuit_open" or waited + wait > SHORT_WAIT:
+                        report(_Outcome(items[n:], deferred=reason, retry_at=admission.retry_at))
+                        return
+                    time.sleep(wait)
+                    waited += wait
+                message = self.messages[ready.wire[0]]
+                try:
+                    delivery = app.deliver(ready.request, transport, message, attempt=ready.wire[3])
+                finally:
+                    health.release(key)
+                status = record_outcome(app, delivery)
             except Exception as exc:
-                self._result(i).record(app, signing_failure(message, subscriber, delivery_id, exc))
-                continue
-            delivery = app.deliver(request, transport, message, attempt=attempt)
+                # Nothing is dropped: the rest go back to the broker for a later attempt.
+                logger.exception("Serving the Thorn endpoint %s failed", key)
+                report(_Outcome(items[n:], deferred=f"error ({exc})", retry_at=None))
+                return
+            report(_Outcome([ready], delivery=delivery))
+            rest = items[n + 1 :]
+            if rest and not slow and status is not None and status.slow_until is not None:
+                report(_Outcome(rest, deferred="slow"))
+                return
+
+    def _handle(self, outcome: _Outcome) -> None:
+        """Record an outcome on the task's thread: an attempt (and its retry), or deferred
+        deliveries re-published with their countdown."""
+        app = self.app
+        delivery = outcome.delivery
+        if delivery is not None:
+            wire = outcome.items[0].wire
+            message = self.messages[wire[0]]
             delay = None
             if not delivery.ok:
                 delay = RetryPolicy.for_message(message, app.settings).next_delay(delivery)
-            self._result(i).record(app, delivery, next_retry_in=delay)
+            self._result(wire[0]).record(app, delivery, next_retry_in=delay)
             if delay is not None:
                 self._retry(delivery, wire, delay)
+            return
+        reason = outcome.deferred or "circuit_open"
+        countdown = self._countdown(reason, outcome.retry_at)
+        slow = reason == "slow"
+        self.publish_or_keep([ready.wire for ready in outcome.items], countdown, slow=slow)
+        first = outcome.items[0].request
+        logger.info(
+            "Thorn deliveries %s to %s deferred (%s); next attempt in %.1f s",
+            ", ".join(ready.request.id for ready in outcome.items),
+            display_url(first.subscriber.url),
+            reason.replace("_", " "),
+            countdown or 0.0,
+        )
+        for ready in outcome.items:
+            deferred = deferred_delivery(ready.request, reason, outcome.retry_at)
+            self._result(ready.wire[0]).record(app, deferred, next_retry_in=countdown or 0.0)
+
+    def _countdown(self, reason: str, retry_at: float | None) -> float | None:
+        """Seconds until deferred deliveries are tried again: when the store said (an open
+        circuit is looked at again after ``THORN_CIRCUIT_COOLOFF`` at most, in case a probe
+        closed it meanwhile); none for a slow endpoint's (they go to the slow queue now); the
+        retry backoff after an unexpected error."""
+        if reason == "slow":
+            return None
+        if retry_at is None:
+            return RetryPolicy.from_settings(self.app.settings).backoff(1)
+        wait = max(0.0, retry_at - time.time())
+        if reason == "circuit_open":
+            wait = min(wait, self.app.settings.circuit_cooloff)
+        return wait
 
     def _retry(self, delivery: Delivery, wire: WireDelivery, delay: float) -> None:
         i, subscriber_data, delivery_id, attempt = wire
@@ -413,6 +590,25 @@ class _Batch:
                 signals.delivery_retrying.send(self.app, delivery=delivery, delay=delay)
             except Exception:
                 logger.exception("A receiver of delivery_retrying failed for %s", delivery.id)
+
+
+@attrs.frozen
+class _Ready:
+    """A delivery of a task with its signed request."""
+
+    wire: WireDelivery
+    request: DeliveryRequest
+
+
+@attrs.frozen
+class _Outcome:
+    """What serving an endpoint made of some deliveries: one attempted (``delivery``), or
+    several deferred (``deferred`` names the reason; ``retry_at`` the time to try again)."""
+
+    items: list[_Ready]
+    delivery: Delivery | None = None
+    deferred: str | None = None
+    retry_at: float | None = None
 
 
 #: Seconds before a task that found no configured Thorn app runs again (doubled each time,
@@ -489,7 +685,7 @@ def deliver_chunk(self: Any, payload: dict[str, Any]) -> None:
         self, f"[<Thorn deliveries {', '.join(d[2] for d in payload['deliveries'])}>]"
     )
     batch = _Batch(self, app, payload["messages"])
-    batch.deliver(payload["deliveries"])
+    batch.deliver(payload["deliveries"], slow=bool(payload.get("slow")))
     batch.finish()
 
 
