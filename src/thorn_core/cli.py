@@ -1,4 +1,4 @@
-"""The ``thorn`` command line: ``demo``, ``listen``, ``send`` and ``verify``.
+"""The ``thorn`` command line: ``demo``, ``listen``, ``send``, ``endpoints`` and ``verify``.
 
 Its parameter types (:data:`SUBSCRIBER_ID`, :data:`ISO_TIME`, :data:`EVENT_NAME`,
 :data:`SECONDS`, :data:`TOLERANCE`, :data:`LIMIT`) check values at parse time with the core's
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -24,6 +25,8 @@ from .receiver import ReceivedWebhook, Reply, WebhookReceiver
 from .validators import display_url
 
 if TYPE_CHECKING:
+    from .app import Thorn
+
     # Generic from click 8.2 on; the base classes below are built at run time from the plain
     # name, which every supported click has.
     _ParamType = click.ParamType[Any, Any]
@@ -39,6 +42,8 @@ __all__ = [
     "SECONDS",
     "SUBSCRIBER_ID",
     "TOLERANCE",
+    "endpoints_output",
+    "load_app",
     "main",
     "parse_event_name",
     "parse_json",
@@ -672,6 +677,93 @@ def send(
         if isinstance(delivery.exception, RecipientRefused):
             reason += " (to send to this machine, pass --allow-loopback)"
     raise click.ClickException(f"delivery {delivery.id} failed: {reason}")
+
+
+# ---------------------------------------------------------------------------
+# thorn endpoints
+# ---------------------------------------------------------------------------
+
+
+def load_app(spec: str) -> Thorn:
+    """The Thorn app ``--app`` names: ``package.module:name``, an app or a function of no
+    arguments returning one, imported with the working directory on the path.
+
+    Raises:
+        click.BadParameter: the spec names nothing importable, or no app.
+    """
+    from .app import Thorn
+    from .exceptions import ImproperlyConfigured
+    from .signing import _import_string
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found = _import_string(spec, what="--app")
+    except ImproperlyConfigured as exc:
+        raise click.BadParameter(str(exc), param_hint="--app") from None
+    if not isinstance(found, Thorn) and callable(found):
+        found = found()
+    if not isinstance(found, Thorn):
+        raise click.BadParameter(
+            f"{spec!r} is a {type(found).__name__}, not a Thorn app", param_hint="--app"
+        )
+    return found
+
+
+def endpoints_output(
+    app: Thorn, subscribers: Iterable[Any], targets: Iterable[str] = (), *, as_json: bool = False
+) -> str:
+    """What ``thorn endpoints`` prints for ``subscribers`` (core subscribers or stored rows):
+    the endpoints named in ``targets`` (URLs or keys), else every endpoint of the app's
+    static subscribers and of ``subscribers``; ``manage.py thorn_endpoints`` and ``flask thorn
+    endpoints`` print it for their stored subscribers."""
+    from .endpoints import endpoint_reports, render_endpoints, target_key
+    from .health import endpoint_key
+
+    keys = [endpoint_key(s) for s in (*app.static_subscribers.listed(), *subscribers)]
+    only = [target_key(target) for target in targets] or None
+    reports = endpoint_reports(app, keys, only=only)
+    return render_endpoints(reports, as_json=as_json, now=time.time())
+
+
+@main.command()
+@click.option(
+    "--app",
+    "app_spec",
+    metavar="MODULE:NAME",
+    help="The Thorn app (or a function returning it) whose subscribers and health store "
+    "to read; default: THORN_HEALTH_URL from --health-url and no static subscribers.",
+)
+@click.option(
+    "--health-url",
+    metavar="URL",
+    help="The Redis URL of the health store (THORN_HEALTH_URL), when --app is not given.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.argument("targets", nargs=-1, metavar="[URL_OR_ENDPOINT]...")
+def endpoints(
+    app_spec: str | None, health_url: str | None, as_json: bool, targets: tuple[str, ...]
+) -> None:
+    """Show the health of endpoints: circuit state, failure rate, requests in the window and
+    when the next probe goes out.
+
+    Lists the endpoints of the app's static subscribers, or only those named (a URL stands
+    for its origin). Stored subscribers: `python manage.py thorn_endpoints` or
+    `flask thorn endpoints`.
+    """
+    from .app import Thorn
+    from .exceptions import ImproperlyConfigured
+
+    if app_spec is not None and health_url is not None:
+        raise click.UsageError("give --app or --health-url, not both")
+    try:
+        if app_spec is not None:
+            click.echo(endpoints_output(load_app(app_spec), (), targets, as_json=as_json))
+            return
+        with Thorn({"THORN_HEALTH_URL": health_url}, set_as_current=False) as app:
+            click.echo(endpoints_output(app, (), targets, as_json=as_json))
+    except ImproperlyConfigured as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------

@@ -446,6 +446,11 @@ class StaticSubscribers:
     def __bool__(self) -> bool:
         return bool(self._fixed or self._callables)
 
+    def listed(self) -> list[Subscriber]:
+        """Every fixed static subscriber (not those callables return), e.g. for
+        ``thorn endpoints``."""
+        return [subscriber for fixed in self._fixed.values() for subscriber in fixed]
+
     def get(self, uuid_: str | uuid.UUID) -> Subscriber | None:
         """A fixed static subscriber by uuid (callable ones cannot be looked up); one
         deactivated in this process comes back with ``active=False``."""

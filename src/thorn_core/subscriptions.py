@@ -9,6 +9,7 @@ lengths of the adapters' subscriber models are the constants of this module, so 
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -32,12 +33,15 @@ __all__ = [
     "MAX_BODY_SIZE",
     "MAX_CONTENT_TYPE_LENGTH",
     "MAX_DIGEST_LENGTH",
+    "MAX_ENDPOINT_LENGTH",
+    "MAX_ENDPOINT_LIMIT",
     "MAX_EVENT_LENGTH",
     "MAX_LENGTHS",
     "MAX_SECRET_LENGTH",
     "MAX_URL_LENGTH",
     "MIN_SECRET_LENGTH",
     "NON_FIELD_ERRORS",
+    "NULLABLE_FIELDS",
     "REQUIRED_FIELDS",
     "WRITABLE_FIELDS",
     "SubscriptionInvalid",
@@ -60,6 +64,11 @@ MAX_CONTENT_TYPE_LENGTH = 100
 MAX_DIGEST_LENGTH = 16
 #: Longest HMAC secret (the ``hmac_secret`` column).
 MAX_SECRET_LENGTH = 255
+#: Longest endpoint name, the key override of endpoint health (the ``endpoint`` column).
+MAX_ENDPOINT_LENGTH = 255
+#: Largest ``rate_limit`` (deliveries per second) and ``max_in_flight`` a subscription
+#: takes: far above what one receiver takes, and within every database's column.
+MAX_ENDPOINT_LIMIT = 1_000_000
 #: Shortest HMAC secret a user may choose (generated ones are 38 characters).
 MIN_SECRET_LENGTH = 16
 #: Largest request body the subscription APIs read (a subscription is under 3 KiB); the
@@ -67,7 +76,20 @@ MIN_SECRET_LENGTH = 16
 MAX_BODY_SIZE = 64 * 1024
 
 #: The fields a user may write through an API; the others (ids, owner, dates) are read-only.
-WRITABLE_FIELDS = ("event", "url", "content_type", "hmac_digest", "hmac_secret", "active")
+WRITABLE_FIELDS = (
+    "event",
+    "url",
+    "content_type",
+    "hmac_digest",
+    "hmac_secret",
+    "active",
+    "rate_limit",
+    "max_in_flight",
+    "endpoint",
+)
+#: The writable fields that take null (the site default: ``THORN_RATE_LIMIT``,
+#: ``THORN_MAX_IN_FLIGHT``, the URL's origin as the endpoint).
+NULLABLE_FIELDS = ("rate_limit", "max_in_flight", "endpoint")
 #: The fields a creation (and a full update) must carry.
 REQUIRED_FIELDS = ("event", "url")
 #: The key of messages about the body as a whole (Django REST Framework's).
@@ -87,6 +109,13 @@ _REQUIRED = "This field is required."
 _NULL = "This field may not be null."
 _NOT_A_STRING = "Not a valid string."
 _NOT_A_BOOLEAN = "Must be a valid boolean."
+_NOT_A_NUMBER = "A valid number is required."
+_NOT_AN_INTEGER = "A valid integer is required."
+_NOT_POSITIVE = "Ensure this value is greater than 0."
+_BELOW_ONE = "Ensure this value is greater than or equal to 1."
+_TOO_HIGH = "Ensure this value is less than or equal to {limit}."
+_BLANK = "This field may not be blank."
+_NO_SPACES = "Use a name without spaces."
 _TOO_LONG = "Ensure this field has no more than {limit} characters."
 _TOO_SHORT = "Ensure this field has at least {limit} characters."
 _NOT_AN_OBJECT = "Invalid data. Expected a dictionary, but got {kind}."
@@ -115,14 +144,41 @@ def _kind(value: object) -> str:
 def _shape_problem(field: str, value: object) -> str | None:
     """Why ``value`` cannot be the ``field`` of a subscription at all (type, length)."""
     if value is None:
-        return _NULL
+        return None if field in NULLABLE_FIELDS else _NULL
     if field == "active":
         return None if isinstance(value, bool) else _NOT_A_BOOLEAN
+    if field in ("rate_limit", "max_in_flight"):
+        return _limit_problem(field, value)
     if not isinstance(value, str):
         return _NOT_A_STRING
-    if len(value) > MAX_LENGTHS[field]:
-        return _TOO_LONG.format(limit=MAX_LENGTHS[field])
+    limit = MAX_ENDPOINT_LENGTH if field == "endpoint" else MAX_LENGTHS[field]
+    if len(value) > limit:
+        return _TOO_LONG.format(limit=limit)
+    if field == "endpoint":
+        if not value:
+            return _BLANK
+        if any(c.isspace() for c in value):
+            return _NO_SPACES
     return None
+
+
+def _limit_problem(field: str, value: object) -> str | None:
+    """Why ``value`` is no ``rate_limit`` (a finite number above 0) or ``max_in_flight``
+    (a whole number from 1), each at most :data:`MAX_ENDPOINT_LIMIT`; JSON booleans and
+    strings are refused, never converted."""
+    if field == "max_in_flight":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _NOT_AN_INTEGER
+        if value < 1:
+            return _BELOW_ONE
+    else:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return _NOT_A_NUMBER
+        if isinstance(value, float) and not math.isfinite(value):
+            return _NOT_A_NUMBER
+        if not value > 0:
+            return _NOT_POSITIVE
+    return _TOO_HIGH.format(limit=MAX_ENDPOINT_LIMIT) if value > MAX_ENDPOINT_LIMIT else None
 
 
 def _secret_problem(secret: str) -> str | None:
@@ -149,7 +205,9 @@ def check_subscription(
     """Check the fields present in ``data``; return messages by field (empty when valid).
 
     Every value is first checked for its type (a string, ``active`` a boolean, never null)
-    and its length (the ``MAX_*_LENGTH`` constants); then:
+    and its length (the ``MAX_*_LENGTH`` constants); ``rate_limit`` must be a number above
+    0, ``max_in_flight`` a whole number from 1 and ``endpoint`` a name without spaces, each
+    or null (:data:`NULLABLE_FIELDS`: the site default); then:
 
     - ``event``: a well-formed pattern, and one of ``THORN_EVENT_CHOICES`` when set.
     - ``url``: well-formed, and accepted by the app's recipient validators (the host is

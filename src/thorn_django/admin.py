@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -22,6 +23,7 @@ from django.utils.http import urlencode
 from django.utils.text import smart_split, unescape_string_literal
 from django.views.decorators.http import require_POST
 
+from thorn_core.endpoints import health_by_key, subscription_health
 from thorn_core.exceptions import ThornError
 from thorn_core.log import masked_headers
 from thorn_core.ping import ping
@@ -37,7 +39,16 @@ from .source import StoredSubscribers, subscriber_from_model
 __all__ = ["DeliveryAttemptAdmin", "OutboxEventAdmin", "SubscriberAdmin", "SubscriberAdminForm"]
 
 #: The fields of a subscription the core checks (``check_subscription``).
-_CHECKED_FIELDS = ("event", "url", "content_type", "hmac_secret", "hmac_digest")
+_CHECKED_FIELDS = (
+    "event",
+    "url",
+    "content_type",
+    "hmac_secret",
+    "hmac_digest",
+    "rate_limit",
+    "max_in_flight",
+    "endpoint",
+)
 
 
 def _shown_url(url: str) -> str:
@@ -126,7 +137,15 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """
 
     form = SubscriberAdminForm
-    list_display = ("event", "shown_url", "user", "active", "content_type", "created_at")
+    list_display = (
+        "event",
+        "shown_url",
+        "user",
+        "active",
+        "content_type",
+        "health",
+        "created_at",
+    )
     list_filter = ("active", "event", "content_type", "user")
     search_fields = ("event", "url", "uuid")
     readonly_fields = (
@@ -136,6 +155,7 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "updated_at",
         "shown_url",
         "shown_secret",
+        "health",
     )
     fields = (
         "uuid",
@@ -146,6 +166,10 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "content_type",
         "hmac_digest",
         "hmac_secret",
+        "rate_limit",
+        "max_in_flight",
+        "endpoint",
+        "health",
         "created_at",
         "updated_at",
     )
@@ -161,6 +185,22 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def shown_secret(self, obj: Any) -> str:
         """The secret, masked: for users who may only view the subscriber."""
         return MASK if obj.hmac_secret else ""
+
+    @admin.display(description="endpoint health")
+    def health(self, obj: Any) -> str:
+        """The endpoint's circuit state and failure rate, and the next probe when open; a
+        list page reads every row's in one call (:class:`_HealthChangeList`)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        field = subscription_health(get_app(), obj, getattr(obj, _HEALTH, None))
+        shown = f"{field['state'].replace('_', '-')} ({field['failure_rate']:.0%} failed)"
+        if field["next_probe_at"] is not None:
+            shown += f", next probe {field['next_probe_at'][:19].replace('T', ' ')} UTC"
+        return shown
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        """The change list that reads the health of a page's endpoints at once."""
+        return _HealthChangeList
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[Any]:
         """For a user who may only view, the URL and the secret are shown masked."""
@@ -271,6 +311,22 @@ class SubscriberAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 f"{until:%Y-%m-%d %H:%M} UTC.",
                 messages.SUCCESS,
             )
+
+
+#: The attribute where a change list leaves a page's endpoint statuses on each row.
+_HEALTH = "_thorn_health"
+
+
+class _HealthChangeList(ChangeList):
+    """A subscriber change list: the statuses of the page's endpoints are read in one call
+    to the health store (:func:`~thorn_core.endpoints.health_by_key`), not one per row."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        rows = list(self.result_list)
+        statuses = health_by_key(get_app(), rows)
+        for row in rows:  # the objects of the evaluated page, which the list then shows
+            setattr(row, _HEALTH, statuses)
 
 
 class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]

@@ -18,6 +18,7 @@ from thorn_core.subscribers import sender_key
 from thorn_core.subscriptions import (
     MAX_CONTENT_TYPE_LENGTH,
     MAX_DIGEST_LENGTH,
+    MAX_ENDPOINT_LENGTH,
     MAX_EVENT_LENGTH,
     MAX_URL_LENGTH,
     check_subscription,
@@ -121,6 +122,27 @@ class AbstractSubscriber(models.Model):
         "content type", max_length=MAX_CONTENT_TYPE_LENGTH, default=JSON_CONTENT_TYPE
     )
     active = models.BooleanField("active", default=True)
+    rate_limit = models.FloatField(
+        "rate limit",
+        null=True,
+        blank=True,
+        help_text="Deliveries per second to this endpoint at most; empty: THORN_RATE_LIMIT.",
+    )
+    max_in_flight = models.PositiveIntegerField(
+        "max in flight",
+        null=True,
+        blank=True,
+        help_text="Deliveries to this endpoint in progress at once at most; "
+        "empty: THORN_MAX_IN_FLIGHT.",
+    )
+    endpoint = models.CharField(
+        "endpoint",
+        max_length=MAX_ENDPOINT_LENGTH,
+        null=True,
+        blank=True,
+        help_text="The endpoint whose health (circuit, limits) this subscription shares; "
+        "empty: the URL's scheme, host and port.",
+    )
     created_at = models.DateTimeField("created", auto_now_add=True)
     updated_at = models.DateTimeField("updated", auto_now=True)
 
@@ -151,6 +173,9 @@ class AbstractSubscriber(models.Model):
                 "url": self.url,
                 "content_type": self.content_type,
                 "hmac_digest": self.hmac_digest,
+                "rate_limit": self.rate_limit,
+                "max_in_flight": self.max_in_flight,
+                "endpoint": self.endpoint,
             },
         )
         if errors:

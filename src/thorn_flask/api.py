@@ -13,6 +13,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from thorn_core.ed25519 import public_key
 from thorn_core.exceptions import InvalidRotation
+from thorn_core.endpoints import health_by_key, subscription_health
+from thorn_core.health import EndpointStatus
 from thorn_core.log import AttemptRecord
 from thorn_core.ping import ping
 from thorn_core.redelivery import (
@@ -51,9 +53,15 @@ JSON_PARSE_ERROR = "JSON parse error - {problem}"
 Answer = tuple[Any, int]
 
 
-def serialize(row: SubscriberMixin, *, with_secret: bool = False) -> dict[str, Any]:
+def serialize(
+    row: SubscriberMixin,
+    *,
+    with_secret: bool = False,
+    health: dict[str, EndpointStatus] | None = None,
+) -> dict[str, Any]:
     """The JSON of a subscription, its URL's password masked; the secret only when asked
-    (in the answer to the request that set it)."""
+    (in the answer to the request that set it). ``health`` (read-only) is its endpoint's,
+    from ``health`` (a list's statuses, read at once) or else read for this row."""
     data: dict[str, Any] = {
         "uuid": str(row.uuid),
         "id": str(row.uuid),
@@ -63,6 +71,10 @@ def serialize(row: SubscriberMixin, *, with_secret: bool = False) -> dict[str, A
         "content_type": row.content_type,
         "hmac_digest": row.hmac_digest,
         "active": row.active,
+        "rate_limit": row.rate_limit,
+        "max_in_flight": row.max_in_flight,
+        "endpoint": row.endpoint,
+        "health": subscription_health(get_state().core, row, health),
         "public_key": public_key(row.hmac_secret),
         "user": getattr(row, "user_id", None),
         "created_at": row.created_at.isoformat() if row.created_at else None,
@@ -194,8 +206,9 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     def index() -> Any:
         state = get_state()
         with state.session() as session:
-            rows = session.scalars(state.model.owned_by(state.user_id()))  # type: ignore[union-attr]
-            return [serialize(row) for row in rows]
+            rows = list(session.scalars(state.model.owned_by(state.user_id())))  # type: ignore[union-attr]
+            health = health_by_key(state.core, rows)  # one call to the store for the list
+            return [serialize(row, health=health) for row in rows]
 
     @blueprint.post("/")
     def create() -> Any:

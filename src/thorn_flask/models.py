@@ -41,6 +41,7 @@ from thorn_core.subscribers import Subscriber as CoreSubscriber
 from thorn_core.subscribers import subscriber_from_row
 from thorn_core.subscriptions import (
     MAX_CONTENT_TYPE_LENGTH,
+    MAX_ENDPOINT_LENGTH,
     MAX_EVENT_LENGTH,
     MAX_URL_LENGTH,
 )
@@ -93,7 +94,8 @@ class SubscriberMixin:
     owner, NULL for none; a string by default, redeclare it with a ``ForeignKey`` to your
     users table if you like), ``hmac_secret`` (generated) and ``previous_secrets`` (both
     encrypted with ``THORN_SECRET_KEYS``), ``hmac_digest``, ``content_type``,
-    ``active``, ``created_at`` and ``updated_at``.
+    ``active``, ``rate_limit``, ``max_in_flight`` and ``endpoint`` (endpoint health, NULL
+    for the site defaults), ``created_at`` and ``updated_at``.
     """
 
     __tablename__: ClassVar[str] = TABLE_NAME
@@ -111,6 +113,12 @@ class SubscriberMixin:
         String(MAX_CONTENT_TYPE_LENGTH), default=JSON_CONTENT_TYPE
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Deliveries per second to the endpoint at most; NULL: ``THORN_RATE_LIMIT``.
+    rate_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Deliveries to the endpoint in progress at once at most; NULL: ``THORN_MAX_IN_FLIGHT``.
+    max_in_flight: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The endpoint whose health this subscription shares; NULL: the URL's origin.
+    endpoint: Mapped[str | None] = mapped_column(String(MAX_ENDPOINT_LENGTH), nullable=True)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

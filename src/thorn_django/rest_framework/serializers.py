@@ -11,6 +11,7 @@ from rest_framework.utils import html
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.ed25519 import public_key
+from thorn_core.endpoints import health_by_key, subscription_health
 from thorn_core.redelivery import delivery_summary
 from thorn_core.subscriptions import REQUIRED_FIELDS, check_subscription, unmask_url
 from thorn_core.validators import display_url
@@ -25,6 +26,20 @@ __all__ = ["DeliveryAttemptSerializer", "SubscriberSerializer", "delivery_outcom
 EXAMPLE_URL = "https://example.com/webhook"
 
 
+#: Where a list serializer leaves the statuses of a page's endpoints for its rows.
+_HEALTH = "thorn_health"
+
+
+class SubscriberListSerializer(serializers.ListSerializer):  # type: ignore[type-arg]
+    """A page of subscriptions: the health of all their endpoints read in one call to the
+    store (:func:`~thorn_core.endpoints.health_by_key`), not one per row."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.context[_HEALTH] = health_by_key(get_app(), rows)
+        return super().to_representation(rows)  # type: ignore[no-any-return]
+
+
 class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """A subscription as the API shows it: the URL with its password masked, ``hmac_secret``
     only in the answer to the request that set it (a creation, or an update that sends one).
@@ -33,8 +48,12 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     :func:`thorn_core.subscriptions.check_subscription` (types, lengths, then values), so the
     messages are the core's (the same as the Flask API's), one list per field. The fields of
     Thorn 1.x answers are there too: ``id`` (the uuid), ``subscription`` (this resource's
-    URL) and ``user`` (the owner's id).
+    URL) and ``user`` (the owner's id). ``health`` (read-only) is the endpoint's circuit
+    state, failure rate and next probe (:func:`thorn_core.endpoints.health_field`).
     """
+
+    class Meta:
+        list_serializer_class = SubscriberListSerializer
 
     uuid = serializers.UUIDField(read_only=True)
     id = serializers.UUIDField(source="uuid", read_only=True)
@@ -47,6 +66,10 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     hmac_digest = serializers.CharField(default="sha256")
     hmac_secret = serializers.CharField(required=False, trim_whitespace=False)
     active = serializers.BooleanField(default=True)
+    rate_limit = serializers.FloatField(required=False, allow_null=True, default=None)
+    max_in_flight = serializers.IntegerField(required=False, allow_null=True, default=None)
+    endpoint = serializers.CharField(required=False, allow_null=True, default=None)
+    health = serializers.SerializerMethodField()
     public_key = serializers.SerializerMethodField()
     user = serializers.ReadOnlyField(source="user_id")
     created_at = serializers.DateTimeField(read_only=True)
@@ -111,6 +134,10 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     def get_public_key(self, instance: Any) -> str | None:
         """The ``whpk_`` key receivers verify ``v1a`` signatures with; None for HMAC secrets."""
         return public_key(instance.hmac_secret)
+
+    def get_health(self, instance: Any) -> dict[str, Any]:
+        """The endpoint's health: from the page's batch in a list, else read for this row."""
+        return subscription_health(get_app(), instance, self.context.get(_HEALTH))
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         """The subscription, its URL masked; the secret only right after it was set."""
