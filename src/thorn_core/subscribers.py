@@ -16,7 +16,7 @@ from .encryption import plain_secret
 from .exceptions import ImproperlyConfigured, InvalidSubscriber, ThornError
 from .patterns import candidate_patterns, validate_pattern
 from .payload_filters import compile_filter
-from .secretset import SecretSet, SubscriberSecret
+from .secretset import SecretSet, SubscriberSecret, utcnow
 from .secretset import previous_secrets as _previous_secrets
 from .signing import DIGESTS, generate_secret, normalize_digest, standard_webhooks_key
 from .validators import display_url, parse_target
@@ -208,7 +208,8 @@ class Subscriber:
         """The secrets deliveries are signed with at ``now``, newest first (expired ignored)."""
         if not self.previous_secrets:
             return (self.hmac_secret,)
-        return self.secrets.live(now)
+        moment = now or utcnow()
+        return (self.hmac_secret, *(s.secret for s in self.previous_secrets if s.is_live(moment)))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, event: str | None = None) -> Subscriber:

@@ -46,3 +46,21 @@ class TestBenchmarkSmoke:
             assert figures[f"sign_{kind}_us"] > 0
             assert figures[f"verify_{kind}_us"] > 0
             assert figures[f"{kind}_deliveries_per_s"] > 0
+
+    def test_secrets_bench_runs(self) -> None:
+        """``benchmarks.secrets_bench --quick`` exits 0 (its receiver got every POST) and
+        reports signing with two secrets, decryption, and each variant's rate."""
+        output = subprocess.run(
+            [sys.executable, "-m", "benchmarks.secrets_bench", "--quick"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        ).stdout
+        figures = json.loads(output.strip().splitlines()[-1])
+        for name in ("sign_one_secret_us", "sign_two_secrets_us", "decrypt_cached_us"):
+            assert figures[name] > 0
+        for scenario in ("a", "b"):
+            for variant in ("clear", "encrypted", "rotating"):
+                assert figures[f"({scenario})_{variant}_deliveries_per_s"] > 0
