@@ -62,7 +62,7 @@ class Plan:
                 r.body,
                 r.id,
                 timestamp=now,
-                hook_hmac=r.headers["Hook-HMAC"],
+                hook_hmac=r.headers.get("Hook-HMAC"),  # none for an ed25519 subscriber
             )
             for r in self.requests
         )

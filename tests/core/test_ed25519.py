@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -26,6 +27,7 @@ from thorn_core import (
 )
 from thorn_core.ed25519 import generate_keypair, generate_signing_key, public_key
 from thorn_core.exceptions import InvalidEd25519Key
+from thorn_core.fanout import plan_deliveries
 from thorn_core.receiver import ReceivedWebhook, WebhookReceiver
 from thorn_core.signing import (
     generate_secret,
@@ -217,6 +219,25 @@ class TestDelivery:
 
         with pytest.raises(InvalidSignature, match="missing webhook-signature"):
             verify_request(headers, webhook.body, PUBLIC_KEY, require_timestamp=False)
+
+
+class TestBufferedPlan:
+    """A plan held longer than ``FRESH_FOR`` (a buffer) is signed again before sending."""
+
+    def test_resigned_plan_keeps_v1a_without_hook_hmac(self, app: Thorn) -> None:
+        """Re-signing an ed25519 subscriber's plan gives a new timestamp and a v1a entry that
+        verifies, and still no Hook-HMAC."""
+        subscriber = Subscriber(url="https://example.com/hook", hmac_secret=SIGNING_KEY)
+        message = Event("user.created", app=app).prepare({"id": 1}, app=app)
+        plan = plan_deliveries(app, message, [subscriber])
+        old = attrs.evolve(plan, signed_at=plan.signed_at - 3600)
+
+        (request,) = old.fresh(app, message).requests
+
+        assert "Hook-HMAC" not in request.headers
+        assert int(request.headers["webhook-timestamp"]) >= plan.signed_at
+        assert PUBLIC_KEY is not None
+        verify_request(request.headers, request.body, PUBLIC_KEY)
 
 
 class TestSetting:
