@@ -134,7 +134,7 @@ return {1, '', '', probe}
 )
 
 # KEYS: hash. ARGV: now, ok, duration, timed_out, width, min_requests, failure_rate,
-# cooloff, cooloff_max, slow_threshold, ttl, buckets.
+# cooloff, cooloff_max, slow_threshold, ttl, buckets, passive ('1': counts only).
 _RECORD = (
     _LOAD
     + """
@@ -150,6 +150,7 @@ local cooloff_max = tonumber(ARGV[9])
 local slow = tonumber(ARGV[10])
 local ttl = tonumber(ARGV[11])
 local nb = tonumber(ARGV[12])
+local passive = ARGV[13] == '1'
 load(KEYS[1])
 local index = math.floor(now / width)
 local slot = index % nb
@@ -186,7 +187,9 @@ local function window()
   end
   return total, failed
 end
-if state == 'half_open' then
+if passive then
+  -- an attempt admitted while the circuit was closed, reported late: it moves no circuit
+elseif state == 'half_open' then
   if ok then
     put('state', 'closed'); put('opened_at', nil); put('next_probe_at', nil)
     put('cooloff', nil); put('probe_until', nil)
@@ -241,6 +244,8 @@ _SHAS = {
     script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
     for script in (_ADMIT, _RECORD, _STREAK)
 }
+#: Each script by its SHA1.
+_SCRIPTS = {sha: script for script, sha in _SHAS.items()}
 
 
 def _float(value: Any) -> float | None:
@@ -311,7 +316,9 @@ class RedisHealthStore:
             for command in pending:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             pipe.evalsha(sha, len(keys), *keys, *args)
-            reply = pipe.execute(raise_on_error=False)[-1]
+            replies = pipe.execute(raise_on_error=False)
+            self._reload(pending, replies)
+            reply = replies[-1]
         else:
             try:
                 reply = self.client.evalsha(sha, len(keys), *keys, *args)
@@ -331,7 +338,14 @@ class RedisHealthStore:
             pipe = self.client.pipeline(transaction=False)
             for command in pending:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            pipe.execute(raise_on_error=False)
+            self._reload(pending, pipe.execute(raise_on_error=False))
+
+    def _reload(self, pending: list[tuple[Any, ...]], replies: list[Any]) -> None:
+        """Run again, with the script's text, the kept scripts Redis had forgotten (it was
+        restarted); other errors of kept commands are ignored (an admission resets garbage)."""
+        for command, reply in zip(pending, replies, strict=False):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self.client.eval(_SCRIPTS[command[1]], *command[2:])
 
     def _call(self, key: str | None, work: Callable[[], _T], fallback: Callable[[], _T]) -> _T:
         """``work()`` against Redis; on a garbage key reset it and try once more; while
@@ -404,6 +418,8 @@ class RedisHealthStore:
                 ],
             )
             if allowed:
+                if not probe and self.local_ttl > 0:  # only a closed circuit admits so
+                    self._closed_until[key] = time.monotonic() + self.local_ttl
                 return Admission(True, None, None, bool(probe))
             return Admission(False, reason.decode(), float(retry_at), False)
 
@@ -427,6 +443,26 @@ class RedisHealthStore:
         else:
             self._later("ZPOPMIN", self._key(key) + ":f")
 
+    def _record_args(
+        self, now: float, ok: bool, duration: float, timed_out: bool, *, passive: bool
+    ) -> list[Any]:
+        s = self.settings
+        return [
+            repr(now),
+            "1" if ok else "0",
+            repr(float(duration)),
+            "1" if timed_out else "0",
+            repr(s.circuit_window / WINDOW_BUCKETS),
+            s.circuit_min_requests,
+            repr(float(s.circuit_failure_rate)),
+            repr(float(s.circuit_cooloff)),
+            repr(float(s.circuit_cooloff_max)),
+            repr(float(s.slow_threshold)),
+            self._ttl,
+            WINDOW_BUCKETS,
+            "1" if passive else "0",
+        ]
+
     def record(
         self,
         key: str,
@@ -436,28 +472,37 @@ class RedisHealthStore:
         timed_out: bool = False,
         now: float | None = None,
     ) -> EndpointStatus:
-        """Count an attempt and move the breaker, atomically."""
-        now = time.time() if now is None else now
+        """Count an attempt and move the breaker, atomically.
+
+        A fast success (the healthy path) to an endpoint this process saw closed within
+        :data:`LOCAL_CLOSED_TTL`, at the current time, is sent with the next round trip
+        instead of one of its own, and counts without moving the circuit (the probe of a
+        half-open one decides); the status returned is then this process's view: closed,
+        not slow, without counts.
+        """
         s = self.settings
+        if (
+            now is None
+            and ok
+            and not timed_out
+            and duration <= s.slow_threshold
+            and self._closed_until.get(key, 0.0) > time.monotonic()
+        ):
+            self._later(
+                "EVALSHA",
+                _SHAS[_RECORD],
+                1,
+                self._key(key),
+                *self._record_args(time.time(), True, duration, False, passive=True),
+            )
+            return EndpointStatus(key)
+        now = time.time() if now is None else now
 
         def work() -> EndpointStatus:
             reply = self._eval(
                 _RECORD,
                 [self._key(key)],
-                [
-                    repr(now),
-                    "1" if ok else "0",
-                    repr(float(duration)),
-                    "1" if timed_out else "0",
-                    repr(s.circuit_window / WINDOW_BUCKETS),
-                    s.circuit_min_requests,
-                    repr(float(s.circuit_failure_rate)),
-                    repr(float(s.circuit_cooloff)),
-                    repr(float(s.circuit_cooloff_max)),
-                    repr(float(s.slow_threshold)),
-                    self._ttl,
-                    WINDOW_BUCKETS,
-                ],
+                self._record_args(now, ok, duration, timed_out, passive=False),
             )
             state, total, failed, opened, probe_at, streak, since, slow, transition = reply
             total, failed = int(total), int(failed)

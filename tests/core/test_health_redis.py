@@ -158,6 +158,56 @@ class TestLocalAdmission:
             store.close()
 
 
+class TestQueuedRecords:
+    """A fast success to an endpoint seen closed rides with the next round trip."""
+
+    def test_counted_once_sent(self, prefix: str) -> None:
+        """The second success is queued, and counted when the next call goes out."""
+        store = redis_store(settings(), prefix)
+        try:
+            store.record(KEY, ok=True, duration=0.01)  # a round trip: seen closed
+            assert store.record(KEY, ok=True, duration=0.01).requests == 0  # queued
+            assert store.status(KEY).requests == 2
+        finally:
+            store.close()
+
+    def test_slow_or_failed_attempts_are_never_queued(self, prefix: str) -> None:
+        """A failure or a slow success answers with the store's real status at once."""
+        store = redis_store(settings(slow_threshold=1), prefix)
+        try:
+            store.record(KEY, ok=True, duration=0.01)
+            assert store.record(KEY, ok=False, duration=0.01).requests == 2
+            assert store.record(KEY, ok=True, duration=1.5).slow_until is not None
+        finally:
+            store.close()
+
+    def test_scripts_forgotten_by_redis_are_sent_again(self, prefix: str) -> None:
+        """After Redis forgot its scripts (a restart), queued records still count."""
+        store = redis_store(settings(), prefix)
+        try:
+            store.record(KEY, ok=True, duration=0.01)
+            store.record(KEY, ok=True, duration=0.01)  # queued as EVALSHA
+            store.client.script_flush()
+            store.flush()
+            assert store.status(KEY).requests == 2
+        finally:
+            store.close()
+
+    def test_queued_success_does_not_close_a_half_open_circuit(self, prefix: str) -> None:
+        """Only the probe decides: a late success of an earlier admission moves nothing."""
+        store = redis_store(settings(circuit_min_requests=1), prefix)
+        other = redis_store(settings(circuit_min_requests=1), prefix)
+        try:
+            store.record(KEY, ok=True, duration=0.01)  # this process saw it closed
+            other.record(KEY, ok=False, duration=0.01)  # another opened it
+            store.record(KEY, ok=True, duration=0.01)  # queued, passive
+            store.flush()
+            assert store.status(KEY).state == "open"
+        finally:
+            store.close()
+            other.close()
+
+
 class TestRedisDown:
     """Redis unreachable: the memory fallback answers, with one warning a minute."""
 
