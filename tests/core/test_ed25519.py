@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ from thorn_core.ed25519 import generate_keypair, generate_signing_key, public_ke
 from thorn_core.exceptions import InvalidEd25519Key
 from thorn_core.fanout import plan_deliveries
 from thorn_core.receiver import ReceivedWebhook, WebhookReceiver
+from thorn_core.rotation import rotate_secret
 from thorn_core.signing import (
     generate_secret,
     new_secret_like,
@@ -51,9 +53,16 @@ def raw_public(key: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(key[len("whpk_") :]))
 
 
-def delivered(app: Thorn, receiver: WebhookReceiver, secret: str = SIGNING_KEY) -> ReceivedWebhook:
-    """One real delivery of ``user.created`` signed with ``secret``, as the receiver got it."""
-    subscriber = Subscriber(url=receiver.url("/hooks"), hmac_secret=secret)
+def delivered(
+    app: Thorn, receiver: WebhookReceiver, secret: str | Subscriber = SIGNING_KEY
+) -> ReceivedWebhook:
+    """One real delivery of ``user.created`` signed with ``secret`` (or by a subscriber), as
+    the receiver got it."""
+    subscriber = (
+        secret
+        if isinstance(secret, Subscriber)
+        else Subscriber(url=receiver.url("/hooks"), hmac_secret=secret)
+    )
     result = Event("user.created", app=app).send({"id": 1}, subscribers=[subscriber])
     assert [d.ok for d in result.deliveries] == [True]
     return receiver.wait_for(1)[0]
@@ -219,6 +228,48 @@ class TestDelivery:
 
         with pytest.raises(InvalidSignature, match="missing webhook-signature"):
             verify_request(headers, webhook.body, PUBLIC_KEY, require_timestamp=False)
+
+
+class TestRotation:
+    """Rotating a whsk_ key: both v1a entries during the grace, either public key verifies."""
+
+    def test_both_keys_verify_during_the_grace(
+        self, app: Thorn, make_receiver: Callable[..., WebhookReceiver]
+    ) -> None:
+        """During the grace a receiver with the old or the new public key accepts the
+        delivery; after it, only the new one does."""
+        receiver = make_receiver()
+        subscriber = Subscriber(url=receiver.url("/hooks"), hmac_secret=SIGNING_KEY)
+        rotated = rotate_secret(subscriber, datetime.timedelta(hours=1))
+        new_public = public_key(rotated.hmac_secret)
+        assert rotated.hmac_secret.startswith("whsk_")
+        assert new_public is not None
+        assert PUBLIC_KEY is not None
+
+        webhook = delivered(app, receiver, rotated)
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=2)
+        after = webhook_signature(rotated.live_secrets(later), "m", 1, b"x")
+
+        assert [e.split(",")[0] for e in webhook.headers["webhook-signature"].split()] == [
+            "v1a",
+            "v1a",
+        ]
+        for key in (PUBLIC_KEY, new_public):
+            verify_request(webhook.headers, webhook.body, key)
+        assert after.count("v1a,") == 1
+        assert ed25519_verifies(new_public, after, b"m.1.x")
+        assert not ed25519_verifies(PUBLIC_KEY, after, b"m.1.x")
+
+
+def ed25519_verifies(key: str, header: str, content: bytes) -> bool:
+    """Whether one v1a entry of ``header`` verifies ``content`` with cryptography directly."""
+    for entry in header.split():
+        try:
+            raw_public(key).verify(base64.b64decode(entry.split(",", 1)[1]), content)
+        except CryptoInvalidSignature:
+            continue
+        return True
+    return False
 
 
 class TestBufferedPlan:
