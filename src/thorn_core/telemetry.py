@@ -619,15 +619,17 @@ class _OTelTelemetry(Telemetry):
     def task(self, name: str, request: Any) -> _Scope:
         parent = None
         try:
-            current = self._trace.get_current_span().get_span_context()
-            if not current.is_valid:
-                # Without opentelemetry-instrumentation-celery (which makes the task's span
-                # current), the context comes from the header Thorn put on the message.
-                carrier = getattr(request, TASK_HEADER, None)
-                if carrier is None:
-                    carrier = (getattr(request, "headers", None) or {}).get(TASK_HEADER)
-                if isinstance(carrier, Mapping):
-                    parent = self._propagate.extract(carrier)
+            carrier = getattr(request, TASK_HEADER, None)
+            if carrier is None:
+                carrier = (getattr(request, "headers", None) or {}).get(TASK_HEADER)
+            if isinstance(carrier, Mapping):
+                carried = self._propagate.extract(carrier)
+                sent = self._trace.get_current_span(carried).get_span_context()
+                current = self._trace.get_current_span().get_span_context()
+                # opentelemetry-instrumentation-celery makes its task span current: nest
+                # under it when it continues the send's trace; else the header links the hop.
+                if sent.is_valid and current.trace_id != sent.trace_id:
+                    parent = carried
         except Exception as exc:
             _complain(exc, "reading the trace context of a task")
         return self._open(name, self._consumer, {"thorn.task": name}, parent)
