@@ -269,10 +269,7 @@ class Thorn:
         )
         static = StaticSubscribers.from_setting(new.subscribers)
         telemetry_config = TelemetryConfig.from_settings(new)
-        for declared in new.event_types or ():
-            self.catalog.add(
-                declared if isinstance(declared, EventType) else EventType.from_setting(declared)
-            )
+        self.catalog.configure(new.event_types or ())
         previous: Settings | None = getattr(self, "settings", None)
         if previous is not None and new.delivery_log == previous.delivery_log:
             # THORN_DELIVERY_LOG is unchanged: keep the log in use, which may be one an

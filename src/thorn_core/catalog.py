@@ -138,13 +138,22 @@ def _class_schema(cls: type) -> dict[str, Any]:
 
 def derive_schema(source: Any) -> dict[str, Any]:
     """The JSON Schema of ``source``: a mapping (taken as is), a dataclass or attrs class, or a
-    class an adapter's deriver knows (a DRF serializer, an SQLAlchemy model).
+    class an adapter's deriver knows (a DRF serializer, an SQLAlchemy model); a class may be
+    given as ``"package.module:Name"``.
 
     Raises:
         InvalidEventType: nothing knows how to turn ``source`` into a schema.
     """
     if isinstance(source, Mapping):
         return dict(source)
+    if isinstance(source, str):  # "package.module:Name", as settings give classes
+        from .exceptions import ImproperlyConfigured
+        from .signing import _import_string
+
+        try:
+            source = _import_string(source, what="the schema")
+        except ImproperlyConfigured as exc:
+            raise InvalidEventType(str(exc)) from exc
     for deriver in _derivers:
         schema = deriver(source)
         if schema is not None:
@@ -494,6 +503,8 @@ class Catalog:
         #: Newest version of each name (what a send without a version is judged against).
         self._latest: dict[str, EventType] = {}
         self._judges: dict[tuple[str, str], _Judge] = {}
+        #: The keys declared by the settings (``THORN_EVENT_TYPES``), replaced on configure.
+        self._configured: set[tuple[str, str]] = set()
 
     def _sync(self) -> None:
         """Declare the types of the providers added since the last read (model events).
@@ -540,10 +551,40 @@ class Catalog:
                     "twice with different contents; give the new one another version"
                 )
             self._types[event_type.key] = event_type
-            latest = self._latest.get(event_type.name)
-            if latest is None or _version_key(event_type.version) > _version_key(latest.version):
-                self._latest[event_type.name] = event_type
+            self._set_latest(event_type)
         return event_type
+
+    def configure(self, declared: Iterable[Any]) -> None:
+        """Replace the types the settings declared (``THORN_EVENT_TYPES``): mappings or
+        :class:`EventType` objects. Nothing changes when one is refused.
+
+        Raises:
+            InvalidEventType: a bad entry, or one clashing with a type declared in code.
+        """
+        types = [
+            entry if isinstance(entry, EventType) else EventType.from_setting(entry)
+            for entry in declared
+        ]
+        with self._lock:
+            saved = (dict(self._types), dict(self._latest), set(self._configured))
+            for key in self._configured:
+                self._types.pop(key, None)
+            self._latest = {}
+            for kept in self._types.values():
+                self._set_latest(kept)
+            self._configured = set()
+            try:
+                for event_type in types:
+                    self._add(event_type)
+                    self._configured.add(event_type.key)
+            except InvalidEventType:
+                self._types, self._latest, self._configured = saved
+                raise
+
+    def _set_latest(self, event_type: EventType) -> None:
+        latest = self._latest.get(event_type.name)
+        if latest is None or _version_key(event_type.version) > _version_key(latest.version):
+            self._latest[event_type.name] = event_type
 
     def declare(self, name: str, **options: Any) -> EventType:
         """Build an :class:`EventType` from ``options`` and add it (see :meth:`add`)."""
@@ -555,6 +596,7 @@ class Catalog:
             self._types.clear()
             self._latest.clear()
             self._judges.clear()
+            self._configured.clear()
             self._provided = -1
 
     def types(self) -> list[EventType]:

@@ -25,8 +25,12 @@ class ThornConfig(AppConfig):
 
         No database access and no network; calling it twice changes nothing.
         """
-        from . import checks, conf
+        from thorn_core.catalog import add_schema_deriver
 
+        from . import checks, conf
+        from .catalog import schema_of
+
+        add_schema_deriver(schema_of)  # before the app reads THORN_EVENT_TYPES
         app = conf.setup()
         setting_changed.connect(
             _setting_changed, weak=False, dispatch_uid="thorn_django.setting_changed"
@@ -40,6 +44,8 @@ def _setting_changed(setting: str, **kwargs: Any) -> None:
 
     if setting.startswith(PREFIX):
         conf.reconfigure()
+    elif setting == "DEBUG":
+        conf.follow_debug()
 
 
 def bind_models(binding: Any) -> None:

@@ -14,6 +14,7 @@ from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
 from thorn_core.app import _load_log
+from thorn_core.catalog import Catalog
 from thorn_core.codecs import build_codecs
 from thorn_core.dispatchers import resolve
 from thorn_core.exceptions import ThornError, UnknownDispatcher
@@ -58,6 +59,8 @@ _HINTS = {
     "'module:name' of either.",
     "thorn.E012": "Set SITE_ID (the site whose domain refs use), or THORN_BASE_URL.",
     "thorn.E013": "Name a URL pattern of ROOT_URLCONF (with its namespace: 'app:name').",
+    "thorn.E014": "Give each entry a 'name' and a JSON Schema (draft 2020-12), or a class one "
+    "can be derived from ('app.serializers:OrderSerializer').",
 }
 
 
@@ -92,6 +95,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if settings.recipient_validators is not None:
         attempt("thorn.E005", lambda: load_validators(settings.recipient_validators))
     attempt("thorn.E008", lambda: build_codecs(settings.codecs))
+    attempt("thorn.E014", lambda: Catalog().configure(settings.event_types or ()))
     if settings.delivery_log is not None:
         attempt("thorn.E011", lambda: _load_log(settings.delivery_log))
     errors.extend(_check_model_events(settings))

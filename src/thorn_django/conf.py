@@ -127,8 +127,16 @@ def setup() -> Thorn:
             # override_settings can switch it, and the relay drains what is left when off.
             app.outbox = DjangoOutbox()
             _state.app = app
+        app.debug = bool(settings.DEBUG)
         app.set_current()
         return app
+
+
+def follow_debug() -> None:
+    """Follow ``DEBUG`` (payloads breaking their schema raise in debug mode by default)."""
+    app = _state.app
+    if app is not None:
+        app.debug = bool(settings.DEBUG)
 
 
 def reconfigure() -> None:

@@ -147,6 +147,23 @@ class TestDeclaring:
         with pytest.raises(ImproperlyConfigured, match="THORN_EVENT_TYPES"):
             make_app({"THORN_EVENT_TYPES": "order.created"})
 
+    def test_reconfigure_replaces_setting_types(self, make_app):
+        """New settings replace the types the old ones declared; code-declared ones stay, and
+        a refused entry changes nothing."""
+        app = make_app({"THORN_EVENT_TYPES": [{"name": "a.b", "schema": {"type": "object"}}]})
+        app.event_type("c.d")
+        settings = {"THORN_RECIPIENT_VALIDATORS": app.settings.recipient_validators}
+
+        app.configure({**settings, "THORN_EVENT_TYPES": [{"name": "a.b", "schema": {}}]})
+        assert app.catalog.get("a.b").schema == {}
+        assert app.catalog.names() == ["a.b", "c.d"]
+
+        with pytest.raises(InvalidEventType):
+            app.configure(
+                {**settings, "THORN_EVENT_TYPES": [{"name": "c.d", "schema": {"type": "x"}}]}
+            )
+        assert app.catalog.get("a.b").schema == {}
+
     def test_to_dict(self):
         """A type's JSON form carries everything the contract publishes."""
         kind = EventType(name="a.b", schema={"type": "object"}, examples=[{}], description="x")

@@ -2,13 +2,15 @@
 
 ``""`` and ``<uuid>/`` (subscriptions), ``<uuid>/deliveries/``, ``<uuid>/redeliver/``,
 ``<uuid>/enable/``, ``<uuid>/ping/``, ``<uuid>/rotate-secret/`` and
-``deliveries/<delivery id>/redeliver/``.
+``deliveries/<delivery id>/redeliver/``; the event catalog at ``event-types/``,
+``event-types/<name>/`` and ``asyncapi.json``.
 """
 
 from __future__ import annotations
 
 from django.urls import path
 
+from .catalog import AsyncAPIDocument, EventTypeViewSet
 from .views import (
     DeliveryRedeliver,
     SubscriberDeliveries,
@@ -23,6 +25,18 @@ from .views import (
 app_name = "thorn"
 
 urlpatterns = [
+    # Before "<str:uuid>/", which would take "event-types/" for a subscription id.
+    path(
+        "event-types/",
+        EventTypeViewSet.as_view({"get": "list"}),
+        name="event-type-list",
+    ),
+    path(
+        "event-types/<str:name>/",
+        EventTypeViewSet.as_view({"get": "retrieve"}),
+        name="event-type-detail",
+    ),
+    path("asyncapi.json", AsyncAPIDocument.as_view(), name="asyncapi"),
     path("", SubscriberList.as_view(), name="subscriber-list"),
     path("<str:uuid>/", SubscriberDetail.as_view(), name="subscriber-detail"),
     path("<str:uuid>/deliveries/", SubscriberDeliveries.as_view(), name="subscriber-deliveries"),
