@@ -1,4 +1,5 @@
-"""``flask thorn``: manage stored subscribers, ping, redeliver, re-enable, prune and relay.
+"""``flask thorn``: manage stored subscribers, ping, redeliver, re-enable, prune, relay, and
+show the health of their endpoints.
 
 Every expected error ends the command with one ``Error:`` line and a non-zero exit: bad
 values at parse time (the core command line's parameter types), the core's refusals, and
@@ -18,7 +19,15 @@ import sqlalchemy
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import DBAPIError
 
-from thorn_core.cli import EVENT_NAME, GRACE, ISO_TIME, LIMIT, SECONDS, SUBSCRIBER_ID
+from thorn_core.cli import (
+    EVENT_NAME,
+    GRACE,
+    ISO_TIME,
+    LIMIT,
+    SECONDS,
+    SUBSCRIBER_ID,
+    endpoints_output,
+)
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
 from thorn_core.exceptions import ThornError
@@ -366,3 +375,20 @@ def relay_command(loop: bool, interval: float, limit: int) -> None:
         if not loop:
             return
         time.sleep(interval)
+
+
+@thorn_cli.command("endpoints")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.argument("targets", nargs=-1, metavar="[URL_OR_ENDPOINT]...")
+def endpoints_command(as_json: bool, targets: tuple[str, ...]) -> None:
+    """Show the health of the endpoints of stored and static subscribers: circuit state,
+    failure rate, requests in the window and the next probe (as `thorn endpoints`)."""
+    state = get_state()
+    model = state.model
+    if model is None:
+        click.echo(endpoints_output(state.core, (), targets, as_json=as_json))
+        return
+    with state.session() as session:
+        # Only the two columns the endpoint key needs, streamed: a site may hold many rows.
+        rows = session.execute(sqlalchemy.select(model.url, model.endpoint)).yield_per(1000)
+        click.echo(endpoints_output(state.core, rows, targets, as_json=as_json))
