@@ -6,6 +6,7 @@ loopback receiver's network allowed by the recipient validators.
 
 from __future__ import annotations
 
+import json
 import os
 
 from celery import Celery
@@ -36,5 +37,7 @@ thorn = Thorn(
             ["block_internal_ips", []],
             ["allow_cidr_network", ["127.0.0.0/8"]],
         ],
+        # A benchmark's own settings (benchmarks/isolation_bench.py), as JSON.
+        **json.loads(os.environ.get("THORN_BENCH_SETTINGS") or "{}"),
     }
 )

@@ -398,15 +398,24 @@ class _Batch:
                     f"cannot publish {len(deliveries)} Thorn deliveries: {exc}", requeue=True
                 ) from exc
 
-    def plan(self) -> list[WireDelivery]:
-        """Resolve every message's subscribers; the deliveries sorted by URL (hosts together)."""
-        planned: list[tuple[str, WireDelivery]] = []
-        for i, message in enumerate(self.messages):
-            for subscriber in resolve_subscribers(self.app, message):
-                wire = [i, subscriber.as_dict(), delivery_id_for(message, subscriber), 1]
-                planned.append((subscriber.url, wire))
-        planned.sort(key=lambda item: item[0])
-        return [wire for _, wire in planned]
+    def plan(self) -> list[tuple[int, Subscriber]]:
+        """Resolve every message's subscribers: (message index, subscriber) sorted by URL
+        (hosts together). :meth:`wires` makes their deliveries, a chunk at a time."""
+        planned = [
+            (i, subscriber)
+            for i, message in enumerate(self.messages)
+            for subscriber in resolve_subscribers(self.app, message)
+        ]
+        planned.sort(key=lambda item: item[1].url)
+        return planned
+
+    def wires(self, planned: Sequence[tuple[int, Subscriber]]) -> list[WireDelivery]:
+        """The first attempts of planned deliveries, as tasks carry them (made per chunk, so
+        that a large fan-out never holds every subscriber's dict at once)."""
+        return [
+            [i, subscriber.as_dict(), delivery_id_for(self.messages[i], subscriber), 1]
+            for i, subscriber in planned
+        ]
 
     def _result(self, i: int) -> SendResult:
         result = self._results.get(i)
@@ -671,10 +680,10 @@ def dispatch_events(self: Any, messages: list[dict[str, Any]], unconfigured: int
     app.telemetry.annotate("thorn.subscribers", len(planned))
     chunksize = app.settings.chunksize
     if len(planned) <= chunksize:
-        batch.deliver(planned)
+        batch.deliver(batch.wires(planned))
     else:
         for chunk in _chunks(planned, chunksize):
-            batch.publish_or_keep(chunk)
+            batch.publish_or_keep(batch.wires(chunk))
     batch.finish()
 
 
