@@ -39,6 +39,7 @@ from thorn_core.subscriptions import (
 )
 from thorn_core.validators import display_url
 
+from .catalog import add_catalog_routes
 from .extension import ThornState, get_state
 from .models import SubscriberMixin
 
@@ -184,6 +185,9 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
     ``POST /<id>/enable/`` (re-enable), ``POST /<id>/ping/`` (a test event, now) and
     ``POST /<id>/rotate-secret/`` (a new secret, answered once; the old one signs for
     ``{"grace": seconds}``, a day by default).
+
+    The event catalog: ``GET /event-types/``, ``GET /event-types/<name>`` and
+    ``GET /asyncapi.json`` (see :func:`~thorn_flask.catalog.add_catalog_routes`).
     """
     blueprint = flask.Blueprint(name, import_name)
 
@@ -360,4 +364,5 @@ def create_blueprint(name: str = "thorn", import_name: str = __name__) -> flask.
         body["previous_secret_expires_at"] = max(expiries).isoformat() if expiries else None
         return body
 
+    add_catalog_routes(blueprint)
     return blueprint

@@ -291,7 +291,13 @@ class Thorn:
             raise ImproperlyConfigured("give Thorn either db= or session_factory=, not both")
         settings: dict[str, Any] = {f"{PREFIX}SIGNAL_HONORS_TRANSACTION": True}
         settings.update((k, v) for k, v in app.config.items() if k.startswith(PREFIX))
+        from thorn_core.catalog import add_schema_deriver
+
+        from .catalog import schema_of
+
+        add_schema_deriver(schema_of)  # before the app reads THORN_EVENT_TYPES
         core = thorn_core.Thorn(settings, set_as_current=False, binding=binding)
+        core.debug = app.debug
         if model is None:
             model = self._configured_model(core.settings.subscriber_model)
         if model is None and (db is not None or session_factory is not None):
