@@ -680,6 +680,43 @@ def send(
 
 
 # ---------------------------------------------------------------------------
+# thorn catalog
+# ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--app",
+    "app_spec",
+    required=True,
+    metavar="MODULE:NAME",
+    help="The Thorn app (or a function returning it) whose event types to write.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "asyncapi", "markdown"]),
+    default="json",
+    show_default=True,
+    help="json: the types with their schemas; asyncapi: an AsyncAPI 3.0 document; markdown: "
+    "a page for people.",
+)
+@click.option("--title", help="The document's title.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Write here instead of standard output.",
+)
+def catalog(app_spec: str, fmt: str, title: str | None, output: IO[str]) -> None:
+    """Write the app's event catalog: the published contract of its webhooks."""
+    from .asyncapi import render_catalog
+
+    output.write(render_catalog(load_app(app_spec).catalog, fmt, title=title))
+
+
+# ---------------------------------------------------------------------------
 # thorn endpoints
 # ---------------------------------------------------------------------------
 
