@@ -30,6 +30,7 @@ from thorn_core.cli import (
 )
 from thorn_core.codecs import JSON_CONTENT_TYPE
 from thorn_core.delivery import Delivery
+from thorn_core.ed25519 import public_key
 from thorn_core.exceptions import ThornError
 from thorn_core.log import retention_cutoff
 from thorn_core.outbox import drain, prune
@@ -212,6 +213,14 @@ def add_command(
         session.flush()
         click.echo(f"Added subscriber {row.uuid}: {row.event} -> {display_url(row.url)}")
         click.echo(f"Secret (shown once): {row.hmac_secret}")
+        _echo_public_key(row.hmac_secret)
+
+
+def _echo_public_key(secret: str) -> None:
+    """Print the ``whpk_`` key of an ed25519 secret, for the subscriber's receiver."""
+    found = public_key(secret)
+    if found is not None:
+        click.echo(f"Public key (for its receiver): {found}")
 
 
 @thorn_cli.command("remove")
@@ -312,6 +321,7 @@ def rotate_secret_command(subscriber_id: uuid.UUID, grace: datetime.timedelta | 
         when = old.expires_at.isoformat() if old.expires_at else "never"
         click.echo(f"An older secret keeps signing until {when}")
     click.echo(f"Secret (shown once): {rotated.hmac_secret}")
+    _echo_public_key(rotated.hmac_secret)
 
 
 @thorn_cli.command("reencrypt")

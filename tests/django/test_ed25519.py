@@ -7,10 +7,12 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from io import StringIO
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.management import call_command
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
@@ -157,3 +159,26 @@ class TestChecks:
 
         assert "thorn.E006" in output
         assert "THORN_SIGNATURE" in output
+
+
+class TestCommands:
+    """``thorn_subscribers add`` prints the public key of an ed25519 subscriber, once."""
+
+    def test_add_prints_the_public_key(self) -> None:
+        """Under THORN_SIGNATURE="ed25519" the new row's public key follows its secret; an
+        HMAC row prints none."""
+        with override_settings(THORN_SIGNATURE="ed25519"):
+            output = run_command("thorn_subscribers", "add", "a.*", HOOK)
+        row = Subscriber.objects.get()
+        hmac_output = run_command("thorn_subscribers", "add", "b.*", HOOK)
+
+        assert f"Secret (shown once): {row.hmac_secret}" in output
+        assert f"Public key (for its receiver): {public_key(row.hmac_secret)}" in output
+        assert "Public key" not in hmac_output
+
+
+def run_command(*args: str) -> str:
+    """Run a management command and return what it printed."""
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()

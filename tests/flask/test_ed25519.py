@@ -113,3 +113,23 @@ class TestPerSubscriber:
         assert words in " ".join(response.json["hmac_secret"])
         with app.app_context():
             assert Subscription.query.count() == 0
+
+
+#: ``flask thorn add`` of one subscription.
+ADD = ["thorn", "add", "http://127.0.0.1:8000/hooks", "--event", "a.*"]
+
+
+class TestCommands:
+    """``flask thorn add`` prints the public key of an ed25519 subscriber, once."""
+
+    def test_add_prints_the_public_key(self, ed25519_app: flask.Flask, app: flask.Flask) -> None:
+        """The new row's public key follows its secret; an HMAC app's row prints none."""
+        ed = ed25519_app.test_cli_runner().invoke(args=ADD)
+        hmac = app.test_cli_runner().invoke(args=ADD)
+        assert ed.exit_code == 0, ed.output
+        assert hmac.exit_code == 0, hmac.output
+        secret = ed.output.split("Secret (shown once): ", 1)[1].split()[0]
+
+        assert secret.startswith("whsk_")
+        assert f"Public key (for its receiver): {public_key(secret)}" in ed.output
+        assert "Public key" not in hmac.output

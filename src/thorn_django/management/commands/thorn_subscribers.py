@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from thorn_core.codecs import JSON_CONTENT_TYPE
+from thorn_core.ed25519 import public_key
 from thorn_core.exceptions import InvalidRotation, SecretDecryptionError
 from thorn_core.patterns import candidate_patterns
 from thorn_core.rotation import grace_from
@@ -130,6 +131,13 @@ class Command(ThornCommand):
             f"Added subscriber {row.uuid}: {row.event} -> {display_url(row.url)}"  # type: ignore[attr-defined]
         )
         self.stdout.write(f"Secret (shown once): {row.hmac_secret}")  # type: ignore[attr-defined]
+        self._public_key(row.hmac_secret)  # type: ignore[attr-defined]
+
+    def _public_key(self, secret: str) -> None:
+        """Print the ``whpk_`` key of an ed25519 secret, for the subscriber's receiver."""
+        found = public_key(secret)
+        if found is not None:
+            self.stdout.write(f"Public key (for its receiver): {found}")
 
     def _remove(self, options: dict[str, Any]) -> None:
         deleted, _ = get_subscriber_model()._default_manager.filter(uuid=options["uuid"]).delete()
@@ -150,6 +158,7 @@ class Command(ThornCommand):
             when = old.expires_at.isoformat() if old.expires_at else "never"
             self.stdout.write(f"An older secret keeps signing until {when}")
         self.stdout.write(f"Secret (shown once): {rotated.hmac_secret}")
+        self._public_key(rotated.hmac_secret)
 
     def _reencrypt(self, options: dict[str, Any]) -> None:
         done, unreadable = StoredSubscribers().reencrypt()
