@@ -96,7 +96,8 @@ class WebhookRecorder:
     :meth:`start` and :meth:`stop`.
 
     Args:
-        secret: the secret subscribers sign with; a new ``whsec_`` secret when None.
+        secret: the secret subscribers sign with (a ``whsk_`` key: ed25519, verified with
+            its public half); a new one of ``THORN_SIGNATURE``'s kind when None.
         tolerance: seconds the Standard Webhooks timestamp may be off.
         host: the address to listen on (loopback).
     """

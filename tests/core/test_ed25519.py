@@ -37,6 +37,7 @@ from thorn_core.signing import (
     verify_standard_webhook,
     webhook_signature,
 )
+from thorn_core.testing import WebhookRecorder
 from thorn_core.verification import verify_request
 
 from .test_cli import Listener, assert_user_error, run, write_capture
@@ -270,6 +271,19 @@ def ed25519_verifies(key: str, header: str, content: bytes) -> bool:
             continue
         return True
     return False
+
+
+class TestRecorder:
+    """``thorn_core.testing.WebhookRecorder`` takes a whsk_ key like any secret."""
+
+    def test_recorder_verifies_v1a(self, app: Thorn) -> None:
+        """Its subscriber signs with the key, and it verifies with the key's public half."""
+        with WebhookRecorder(secret=SIGNING_KEY) as recorder:
+            recorder.subscribe(app, "user.*")
+            Event("user.created", app=app).send({"id": 1})
+            (delivery,) = recorder.assert_received("user.created")
+
+        assert delivery.request.headers["webhook-signature"].startswith("v1a,")
 
 
 class TestBufferedPlan:
