@@ -490,6 +490,33 @@ class TestCommands:
         finally:
             assert running.stop() == 0
 
+    def test_send_with_signing_key(self, receiver: WebhookReceiver) -> None:
+        """``thorn send --secret whsk_...`` signs v1a; a whpk_ key is refused as --secret."""
+        sent = run(
+            "send",
+            "user.created",
+            "--url",
+            receiver.url("/hooks"),
+            "--allow-loopback",
+            "--secret",
+            SIGNING_KEY,
+        )
+        assert sent.exit_code == 0, sent.output
+        (webhook,) = receiver.wait_for(1)
+        assert PUBLIC_KEY is not None
+        verify_request(webhook.headers, webhook.body, PUBLIC_KEY)
+
+        refused = run(
+            "send",
+            "user.created",
+            "--url",
+            receiver.url("/hooks"),
+            "--allow-loopback",
+            "--secret",
+            PUBLIC_KEY,
+        )
+        assert_user_error(refused, 2, "--secret", "whsk_")
+
     def test_listen_refuses_malformed_key(self) -> None:
         """A malformed whpk_ key is a usage error before anything listens."""
         assert_user_error(run("listen", "--port", "0", "--secret", "whpk_@@"), 2, "--secret")
