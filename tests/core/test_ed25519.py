@@ -261,6 +261,21 @@ class TestRotation:
         assert ed25519_verifies(new_public, after, b"m.1.x")
         assert not ed25519_verifies(PUBLIC_KEY, after, b"m.1.x")
 
+    def test_moving_from_hmac_to_ed25519(self, app: Thorn, receiver: WebhookReceiver) -> None:
+        """Rotating an HMAC subscriber to a whsk_ key sends v1a, v1 and Hook-HMAC (the old
+        secret) during the grace: the old receiver, the new one, or one holding both verify."""
+        subscriber = Subscriber(url=receiver.url("/hooks"), hmac_secret=HMAC_SECRET)
+        moved = rotate_secret(subscriber, datetime.timedelta(hours=1), secret=SIGNING_KEY)
+        assert PUBLIC_KEY is not None
+
+        webhook = delivered(app, receiver, moved)
+
+        versions = [e.split(",")[0] for e in webhook.headers["webhook-signature"].split()]
+        assert versions == ["v1a", "v1"]
+        assert "hook-hmac" in webhook.headers
+        for keys in (HMAC_SECRET, PUBLIC_KEY, [HMAC_SECRET, PUBLIC_KEY]):
+            verify_request(webhook.headers, webhook.body, keys)
+
 
 def ed25519_verifies(key: str, header: str, content: bytes) -> bool:
     """Whether one v1a entry of ``header`` verifies ``content`` with cryptography directly."""
