@@ -36,6 +36,7 @@ else:
 __all__ = [
     "EVENT_NAME",
     "ISO_TIME",
+    "JSON_VALUE",
     "LIMIT",
     "MAX_LIMIT",
     "MAX_SECONDS",
@@ -193,6 +194,8 @@ SUBSCRIBER_ID = _Parsed("uuid", parse_subscriber_id)
 ISO_TIME = _Parsed("iso-time", parse_time)
 #: An event name argument or option.
 EVENT_NAME = _Parsed("event", parse_event_name)
+#: A JSON document option (``--filter``).
+JSON_VALUE = _Parsed("json", parse_json)
 #: A duration in seconds (``--timeout``, ``--interval``): above 0, at most a day.
 SECONDS = _Parsed("seconds", parse_seconds)
 #: The seconds a timestamp may be off (``--tolerance``): 0 or more.

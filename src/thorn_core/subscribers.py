@@ -191,7 +191,7 @@ class Subscriber:
         default=None, validator=_check_filter, hash=False
     )
     #: A version pin: only the sends of this version of the event type are delivered
-    #: (:func:`thorn_core.payload_filters.send_version`); None delivers every version.
+    #: (:func:`thorn_core.targeting.send_version`); None delivers every version.
     version: str | None = attrs.field(default=None, validator=_check_version)
     #: Older secrets kept until their expiry during a rotation (newest first); see
     #: :func:`thorn_core.rotation.rotate_secret`. ``hmac_secret`` is always the current one.

@@ -23,7 +23,9 @@ from .exceptions import (
 )
 from .log import parse_since
 from .patterns import validate_pattern
+from .payload_filters import filter_problem
 from .subscribers import digest_problem, secret_problem
+from .targeting import MAX_VERSION_LENGTH, catalog_problems
 from .validators import display_url
 
 if TYPE_CHECKING:
@@ -86,6 +88,8 @@ WRITABLE_FIELDS = (
     "rate_limit",
     "max_in_flight",
     "endpoint",
+    "filter",
+    "version",
 )
 #: The writable fields that take null (the site default: ``THORN_RATE_LIMIT``,
 #: ``THORN_MAX_IN_FLIGHT``, the URL's origin as the endpoint).
@@ -102,6 +106,7 @@ MAX_LENGTHS = {
     "content_type": MAX_CONTENT_TYPE_LENGTH,
     "hmac_digest": MAX_DIGEST_LENGTH,
     "hmac_secret": MAX_SECRET_LENGTH,
+    "version": MAX_VERSION_LENGTH,
 }
 
 # Worded as Django REST Framework words them, so that both APIs read alike.
@@ -109,6 +114,7 @@ _REQUIRED = "This field is required."
 _NULL = "This field may not be null."
 _NOT_A_STRING = "Not a valid string."
 _NOT_A_BOOLEAN = "Must be a valid boolean."
+_NOT_A_FILTER = "A filter is a JSON object or null, not {kind}."
 _NOT_A_NUMBER = "A valid number is required."
 _NOT_AN_INTEGER = "A valid integer is required."
 _NOT_POSITIVE = "Ensure this value is greater than 0."
@@ -143,6 +149,10 @@ def _kind(value: object) -> str:
 
 def _shape_problem(field: str, value: object) -> str | None:
     """Why ``value`` cannot be the ``field`` of a subscription at all (type, length)."""
+    if field in ("filter", "version") and value is None:
+        return None  # no filter, no version pin
+    if field == "filter":
+        return None if isinstance(value, Mapping) else _NOT_A_FILTER.format(kind=_kind(value))
     if value is None:
         return None if field in NULLABLE_FIELDS else _NULL
     if field == "active":
@@ -200,7 +210,7 @@ def check_object(data: object) -> dict[str, list[str]]:
 
 
 def check_subscription(
-    app: Thorn, data: object, *, required: Iterable[str] = ()
+    app: Thorn, data: object, *, required: Iterable[str] = (), stored_event: str | None = None
 ) -> dict[str, list[str]]:
     """Check the fields present in ``data``; return messages by field (empty when valid).
 
@@ -216,6 +226,13 @@ def check_subscription(
     - ``hmac_secret``: at least ``MIN_SECRET_LENGTH`` printable ASCII characters without
       spaces; a ``whsec_`` secret must carry valid base64.
     - ``hmac_digest``: one of sha1, sha224, sha256, sha384, sha512.
+    - ``filter``: a payload filter (:mod:`~thorn_core.payload_filters`); the message names
+      the JSON pointer of a bad operator.
+    - ``event`` and ``version`` against the app's catalog: under
+      ``THORN_EVENT_TYPES_STRICT`` the pattern must match a declared event type, and a
+      version pin must name a declared version of a type it matches
+      (:func:`~thorn_core.targeting.catalog_problems`). An update that changes only the
+      version is checked with ``stored_event``, the subscription's pattern.
 
     Fields named in ``required`` must be present. Other keys are ignored. When ``data`` is
     not a mapping, the answer is one message under :data:`NON_FIELD_ERRORS`.
@@ -241,6 +258,14 @@ def check_subscription(
                 errors["event"] = [
                     f"{event!r} is not one of the events you can subscribe to: {', '.join(choices)}"
                 ]
+    if good.get("filter") is not None:
+        problem = filter_problem(good["filter"])
+        if problem:
+            errors["filter"] = [problem]
+    pattern = good.get("event", stored_event if "event" not in data else None)
+    if pattern is not None and "event" not in errors and "version" not in errors:
+        for field, problems in catalog_problems(app, pattern, good.get("version")).items():
+            errors.setdefault(field, problems)
     if "url" in good:
         try:
             # Bounded like a delivery: a hanging resolver cannot hold the request.

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
     from .message import EventMessage
     from .subscribers import Subscriber
 
-__all__ = ["catalog_problems", "select_subscribers", "send_version"]
+__all__ = ["MAX_VERSION_LENGTH", "catalog_problems", "select_subscribers", "send_version"]
+
+#: Longest version pin (the ``version`` column; the catalog's versions are as short).
+MAX_VERSION_LENGTH = 32
 
 
 class _EventType(Protocol):

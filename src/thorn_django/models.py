@@ -23,6 +23,7 @@ from thorn_core.subscriptions import (
     MAX_URL_LENGTH,
     check_subscription,
 )
+from thorn_core.targeting import MAX_VERSION_LENGTH
 from thorn_core.validators import display_url
 
 from .fields import EncryptedSecretField
@@ -122,6 +123,21 @@ class AbstractSubscriber(models.Model):
         "content type", max_length=MAX_CONTENT_TYPE_LENGTH, default=JSON_CONTENT_TYPE
     )
     active = models.BooleanField("active", default=True)
+    filter = models.JSONField(
+        "payload filter",
+        null=True,
+        blank=True,
+        default=None,
+        help_text='Deliver only the sends whose payload satisfies it: {"amount": {"$gte": 100}}.',
+    )
+    version = models.CharField(
+        "version pin",
+        max_length=MAX_VERSION_LENGTH,
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Deliver only the sends of this version of the event type.",
+    )
     rate_limit = models.FloatField(
         "rate limit",
         null=True,
@@ -173,6 +189,8 @@ class AbstractSubscriber(models.Model):
                 "url": self.url,
                 "content_type": self.content_type,
                 "hmac_digest": self.hmac_digest,
+                "filter": self.filter,
+                "version": self.version,
                 "rate_limit": self.rate_limit,
                 "max_in_flight": self.max_in_flight,
                 "endpoint": self.endpoint,

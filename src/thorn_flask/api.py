@@ -72,6 +72,8 @@ def serialize(
         "content_type": row.content_type,
         "hmac_digest": row.hmac_digest,
         "active": row.active,
+        "filter": row.filter,
+        "version": row.version,
         "rate_limit": row.rate_limit,
         "max_in_flight": row.max_in_flight,
         "endpoint": row.endpoint,
@@ -136,7 +138,12 @@ def _submitted(state: ThornState, *, required: bool, stored: SubscriberMixin | N
         return data
     if isinstance(data, dict) and stored is not None and "url" in data:
         data["url"] = unmask_url(data["url"], stored.url)
-    errors = check_subscription(state.core, data, required=REQUIRED_FIELDS if required else ())
+    errors = check_subscription(
+        state.core,
+        data,
+        required=REQUIRED_FIELDS if required else (),
+        stored_event=None if stored is None else stored.event,
+    )
     if errors:
         return errors, 400
     return {k: v for k, v in data.items() if k in WRITABLE_FIELDS}

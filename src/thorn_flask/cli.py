@@ -23,6 +23,7 @@ from thorn_core.cli import (
     EVENT_NAME,
     GRACE,
     ISO_TIME,
+    JSON_VALUE,
     LIMIT,
     SECONDS,
     SUBSCRIBER_ID,
@@ -199,13 +200,33 @@ def list_command(event: str | None, user: str | None) -> None:
 @click.option("--user", help="The owner's id: the subscription receives only their events.")
 @click.option("--content-type", default=JSON_CONTENT_TYPE, show_default=True)
 @click.option("--digest", "hmac_digest", default="sha256", show_default=True)
+@click.option(
+    "--filter",
+    "payload_filter",
+    type=JSON_VALUE,
+    help='A payload filter as JSON: {"amount": {"$gte": 100}}.',
+)
+@click.option("--event-version", help="Pin a version of the event type: only its sends.")
 def add_command(
-    url: str, event: str, user: str | None, content_type: str, hmac_digest: str
+    url: str,
+    event: str,
+    user: str | None,
+    content_type: str,
+    hmac_digest: str,
+    payload_filter: Any,
+    event_version: str | None,
 ) -> None:
     """Subscribe URL to an event pattern; prints the id and the signing secret."""
     state = get_state()
     model = _model(state)
-    values = {"event": event, "url": url, "content_type": content_type, "hmac_digest": hmac_digest}
+    values = {
+        "event": event,
+        "url": url,
+        "content_type": content_type,
+        "hmac_digest": hmac_digest,
+        "filter": payload_filter,
+        "version": event_version,
+    }
     ensure_subscription(state.core, values)  # SubscriptionInvalid: one line (the group)
     row = model(user_id=_owner(state, user), **values)  # type: ignore[call-arg]
     with state.session() as session, session.begin():

@@ -45,6 +45,7 @@ from thorn_core.subscriptions import (
     MAX_EVENT_LENGTH,
     MAX_URL_LENGTH,
 )
+from thorn_core.targeting import MAX_VERSION_LENGTH
 from thorn_core.validators import display_url
 
 from .secret_column import EncryptedSecret
@@ -94,8 +95,9 @@ class SubscriberMixin:
     owner, NULL for none; a string by default, redeclare it with a ``ForeignKey`` to your
     users table if you like), ``hmac_secret`` (generated) and ``previous_secrets`` (both
     encrypted with ``THORN_SECRET_KEYS``), ``hmac_digest``, ``content_type``,
-    ``active``, ``rate_limit``, ``max_in_flight`` and ``endpoint`` (endpoint health, NULL
-    for the site defaults), ``created_at`` and ``updated_at``.
+    ``active``, ``filter`` (a payload filter, JSON), ``version`` (a version pin),
+    ``rate_limit``, ``max_in_flight`` and ``endpoint`` (endpoint health, NULL for the site
+    defaults), ``created_at`` and ``updated_at``.
     """
 
     __tablename__: ClassVar[str] = TABLE_NAME
@@ -113,6 +115,11 @@ class SubscriberMixin:
         String(MAX_CONTENT_TYPE_LENGTH), default=JSON_CONTENT_TYPE
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The payload filter (SQL NULL for none, not JSON ``null``).
+    filter: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True, default=None
+    )
+    version: Mapped[str | None] = mapped_column(String(MAX_VERSION_LENGTH), nullable=True)
     #: Deliveries per second to the endpoint at most; NULL: ``THORN_RATE_LIMIT``.
     rate_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Deliveries to the endpoint in progress at once at most; NULL: ``THORN_MAX_IN_FLIGHT``.

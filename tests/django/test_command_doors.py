@@ -78,6 +78,19 @@ BAD: dict[str, list[Bad]] = {
         Bad("user", ("a.b", URL, "--user", "999"), 1, ("--user", "no user", "'999'")),
         Bad("content_type", ("a.b", URL, "--content-type", "text/x"), 1, ("content_type:",)),
         Bad("digest", ("a.b", URL, "--digest", "md5"), 1, ("hmac_digest:", "md5")),
+        Bad("filter", ("a.b", URL, "--filter", "{a"), 2, ("--filter", "not valid JSON")),
+        Bad(
+            "filter",
+            ("a.b", URL, "--filter", '{"a": {"$x": 1}}'),
+            1,
+            ("filter:", "at /a/$x", "unknown operator"),
+        ),
+        Bad(
+            "event_version",
+            ("a.b", URL, "--event-version", "9"),
+            1,
+            ("version:", "matches no declared event type"),
+        ),
     ],
     "thorn_subscribers remove": [
         Bad("uuid", ("nope",), 2, ("argument uuid", "not a subscriber id")),

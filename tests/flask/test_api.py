@@ -131,6 +131,8 @@ class TestThorn1Clients:
             "content_type": "application/json",
             "hmac_digest": "sha256",
             "active": True,
+            "filter": None,
+            "version": None,
             "public_key": None,
             "rate_limit": None,
             "max_in_flight": None,

@@ -61,6 +61,24 @@ BAD: dict[str, list[Bad]] = {
             1,
             ("hmac_digest:", "md5"),
         ),
+        Bad(
+            "payload_filter",
+            ("http://127.0.0.1/", "--event", "a.b", "--filter", "{a"),
+            2,
+            ("--filter", "not valid JSON"),
+        ),
+        Bad(
+            "payload_filter",
+            ("http://127.0.0.1/", "--event", "a.b", "--filter", '{"a": {"$x": 1}}'),
+            1,
+            ("filter:", "at /a/$x", "unknown operator"),
+        ),
+        Bad(
+            "event_version",
+            ("http://127.0.0.1/", "--event", "a.b", "--event-version", "9"),
+            1,
+            ("version:", "matches no declared event type"),
+        ),
     ],
     "remove": [
         Bad("subscriber_id", ("nope",), 2, ("SUBSCRIBER_ID", "not a subscriber id")),

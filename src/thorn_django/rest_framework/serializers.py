@@ -66,6 +66,8 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     hmac_digest = serializers.CharField(default="sha256")
     hmac_secret = serializers.CharField(required=False, trim_whitespace=False)
     active = serializers.BooleanField(default=True)
+    filter = serializers.JSONField(required=False, allow_null=True, default=None)
+    version = serializers.CharField(required=False, allow_null=True, default=None)
     rate_limit = serializers.FloatField(required=False, allow_null=True, default=None)
     max_in_flight = serializers.IntegerField(required=False, allow_null=True, default=None)
     endpoint = serializers.CharField(required=False, allow_null=True, default=None)
@@ -97,7 +99,8 @@ class SubscriberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     def _refuse(self, data: Any) -> None:
         """Raise the core's messages by field, if it finds anything wrong with ``data``."""
         required = () if self.partial else REQUIRED_FIELDS
-        errors = check_subscription(get_app(), data, required=required)
+        stored_event = None if self.instance is None else self.instance.event
+        errors = check_subscription(get_app(), data, required=required, stored_event=stored_event)
         if errors:
             raise serializers.ValidationError(errors)
 

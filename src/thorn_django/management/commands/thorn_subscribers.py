@@ -18,7 +18,7 @@ from thorn_core.rotation import grace_from
 from thorn_core.subscriptions import SubscriptionInvalid, ensure_subscription
 from thorn_core.validators import display_url
 
-from ..._cli import ThornCommand, _argument_type, event_name, subscriber_id
+from ..._cli import ThornCommand, _argument_type, event_name, json_value, subscriber_id
 from ...conf import get_app, get_subscriber_model
 from ...source import StoredSubscribers
 
@@ -51,6 +51,12 @@ class Command(ThornCommand):
         )
         add.add_argument("--content-type", default=JSON_CONTENT_TYPE)
         add.add_argument("--digest", default="sha256", help="HMAC digest (default sha256).")
+        add.add_argument(
+            "--filter",
+            type=json_value,
+            help='A payload filter as JSON: {"amount": {"$gte": 100}}.',
+        )
+        add.add_argument("--event-version", help="Pin a version of the event type: only its sends.")
         remove = actions.add_parser("remove", help="Delete a subscriber by uuid.")
         remove.add_argument("uuid", type=subscriber_id)
         rotate = actions.add_parser(
@@ -116,6 +122,8 @@ class Command(ThornCommand):
             "url": options["url"],
             "content_type": options["content_type"],
             "hmac_digest": options["digest"],
+            "filter": options["filter"],
+            "version": options["event_version"],
         }
         try:
             ensure_subscription(get_app(), values)
