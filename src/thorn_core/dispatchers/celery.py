@@ -123,6 +123,8 @@ WireDelivery = list[Any]
 SHORT_WAIT = 1.0
 #: Seconds between two looks at an endpoint's in-flight cap while waiting for a slot.
 IN_FLIGHT_POLL = 0.05
+#: Seconds between two looks, by a task, at how long its endpoints' attempts have taken.
+SLOW_POLL = 0.05
 
 
 def celery_app_for(settings: Settings) -> Any:
@@ -435,37 +437,51 @@ class _Batch:
 
         Only the HTTP attempts and the health store's bookkeeping run on the pool's threads;
         results are recorded (delivery log, signals, callbacks) and tasks published on the
-        task's own thread, as the outcomes arrive. ``slow`` deliveries (re-published because
-        their endpoint was slow) are attempted even while it still is.
+        task's own thread, as the outcomes arrive. An attempt still in flight after
+        ``THORN_SLOW_THRESHOLD`` is not waited for: it and the rest of its endpoint's
+        deliveries go to the slow queue (the attempt may still succeed: receivers deduplicate
+        on ``Hook-Delivery``). ``slow`` deliveries (re-published because their endpoint was
+        slow) are attempted in this thread, and waited for, even while it still is.
         """
-        groups: dict[str, list[_Ready]] = {}
+        lanes: dict[str, _Lane] = {}
         for wire in deliveries:
             ready = self._prepare(wire)
             if ready is not None:
-                groups.setdefault(endpoint_key(ready.request.subscriber), []).append(ready)
-        if len(groups) == 1:
-            ((key, items),) = groups.items()
-            self._serve(key, items, slow, self._handle)
+                key = endpoint_key(ready.request.subscriber)
+                lanes.setdefault(key, _Lane(key)).items.append(ready)
+        if slow:
+            for lane in lanes.values():
+                self._serve(lane, slow, self._handle)
             return
-        outcomes: queue.SimpleQueue[_Outcome | None] = queue.SimpleQueue()
+        outcomes: queue.SimpleQueue[_Outcome | str] = queue.SimpleQueue()
 
-        def serve(key: str, items: list[_Ready]) -> None:
+        def serve(lane: _Lane) -> None:
             try:
-                self._serve(key, items, slow, outcomes.put)
+                self._serve(lane, slow, outcomes.put)
             finally:
-                outcomes.put(None)
+                outcomes.put(lane.key)
 
         pool = self.dispatcher.pool
-        for key, items in groups.items():
+        for lane in lanes.values():
             # Each endpoint's thread sees this task's context (telemetry, an app context).
-            pool.submit(contextvars.copy_context().run, serve, key, items)
-        running = len(groups)
-        while running:
-            outcome = outcomes.get()
-            if outcome is None:
-                running -= 1
+            pool.submit(contextvars.copy_context().run, serve, lane)
+        threshold = self.app.settings.slow_threshold
+        while lanes:
+            try:
+                outcome = outcomes.get(timeout=SLOW_POLL)
+            except queue.Empty:
+                pass
             else:
-                self._handle(outcome)
+                if isinstance(outcome, str):
+                    lanes.pop(outcome, None)
+                else:
+                    self._handle(outcome)
+            now = time.monotonic()
+            for lane in list(lanes.values()):
+                n = lane.give_up(threshold, now)
+                if n is not None:
+                    del lanes[lane.key]
+                    self._handle(_Outcome(lane.items[n:], deferred="slow"))
 
     def _prepare(self, wire: WireDelivery) -> _Ready | None:
         """The signed request of a wire delivery; None (and its failure recorded) when it
@@ -492,11 +508,10 @@ class _Batch:
             return None
         return _Ready(wire, request)
 
-    def _serve(
-        self, key: str, items: list[_Ready], slow: bool, report: Callable[[_Outcome], None]
-    ) -> None:
+    def _serve(self, lane: _Lane, slow: bool, report: Callable[[_Outcome], None]) -> None:
         """Attempt one endpoint's deliveries in order; report each outcome, and the rest as
         deferred as soon as the endpoint refuses one (or is slow, unless ``slow``)."""
+        key, items = lane.key, lane.items
         app = self.app
         health = app.health
         transport = self.dispatcher.transport
@@ -520,11 +535,15 @@ class _Batch:
                     time.sleep(wait)
                     waited += wait
                 message = self.messages[ready.wire[0]]
+                lane.begin(n)
                 try:
                     delivery = app.deliver(ready.request, transport, message, attempt=ready.wire[3])
                 finally:
                     health.release(key)
+                    kept = lane.end()
                 status = record_outcome(app, delivery)
+                if not kept:
+                    return  # the task gave up waiting and re-published this one and the rest
             except Exception as exc:
                 # Nothing is dropped: the rest go back to the broker for a later attempt.
                 logger.exception("Serving the Thorn endpoint %s failed", key)
@@ -607,6 +626,39 @@ class _Ready:
 
     wire: WireDelivery
     request: DeliveryRequest
+
+
+@attrs.define(eq=False)
+class _Lane:
+    """One endpoint's deliveries in a task, and the attempt in flight, which the task gives
+    up waiting for once it is slow."""
+
+    key: str
+    items: list[_Ready] = attrs.Factory(list)
+    _lock: threading.Lock = attrs.Factory(threading.Lock)
+    _current: int | None = None
+    _started: float = 0.0
+    _given_up: bool = False
+
+    def begin(self, n: int) -> None:
+        """Item ``n`` is being attempted now."""
+        with self._lock:
+            self._current, self._started = n, time.monotonic()
+
+    def end(self) -> bool:
+        """The attempt ended; whether the task still waits for it (it did not give up)."""
+        with self._lock:
+            self._current = None
+            return not self._given_up
+
+    def give_up(self, threshold: float, now: float) -> int | None:
+        """Stop waiting when the attempt in flight has taken over ``threshold`` seconds;
+        the index of the first item not done then (None: the lane goes on)."""
+        with self._lock:
+            if self._current is None or now - self._started <= threshold:
+                return None
+            self._given_up = True
+            return self._current
 
 
 @attrs.frozen
