@@ -1,11 +1,20 @@
 """Endpoint health: a circuit breaker, a token bucket and an in-flight cap per endpoint.
 
 Every dispatcher asks the app's :class:`HealthStore` (``app.health``) before an HTTP
-attempt (:meth:`HealthStore.admit`), frees the slot after it (:meth:`HealthStore.release`)
-and reports the outcome (:meth:`HealthStore.record`). An endpoint is the URL origin of a
-subscriber (:func:`endpoint_key`), so the subscriptions of one receiver share its health.
-:class:`MemoryHealthStore` holds it in one process; :class:`~thorn_core.health_redis.
-RedisHealthStore` shares it between every worker and web process of a site.
+attempt (:func:`admit_request`, which applies the subscriber's or the site's limits),
+frees the slot after it (:meth:`HealthStore.release`) and reports the outcome
+(:func:`record_outcome`). A delivery not admitted becomes :func:`deferred_delivery`
+(``"deferred: circuit open"`` and so on), recorded like an attempt but counted as none.
+The subscriber's failure streak (auto-disable) is counted by ``Thorn.after_delivery``,
+which every recorded delivery goes through: dispatchers do not count it themselves.
+
+An endpoint is the URL origin of a subscriber (:func:`endpoint_key`), so the
+subscriptions of one receiver share its health. :class:`MemoryHealthStore` holds it in one
+process; :class:`~thorn_core.health_redis.RedisHealthStore` shares it between every worker
+and web process of a site.
+
+The rate limit is a token bucket holding one token: deliveries to an endpoint are spaced
+``1 / rate_limit`` seconds apart, and a refused one learns the exact time its token comes.
 
 The breaker: *closed* until, over ``THORN_CIRCUIT_WINDOW`` seconds with at least
 ``THORN_CIRCUIT_MIN_REQUESTS`` attempts, the share of failed ones reaches
