@@ -84,6 +84,13 @@ def _validation_mode(_: object, attribute: attrs.Attribute[Any], value: object) 
         raise _fail(attribute, "'raise', 'warn', 'off' or None", value)
 
 
+def _redis_url(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (
+        not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        raise _fail(attribute, "a redis://, rediss:// or unix:// URL, or None", value)
+
+
 def _optional_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise _fail(attribute, "a string or None", value)
@@ -490,7 +497,7 @@ class Settings:
     )
     health_url: str | None = attrs.field(
         default=None,
-        validator=_optional_str,
+        validator=_redis_url,
         metadata={
             "doc": (
                 "Redis URL of the endpoint health shared by every process (circuits, rate "

@@ -296,6 +296,7 @@ class TestConfiguration:
             ("THORN_MAX_IN_FLIGHT", 0),
             ("THORN_MAX_IN_FLIGHT", 1.5),
             ("THORN_HEALTH_URL", 6379),
+            ("THORN_HEALTH_URL", "http://127.0.0.1:6379"),
         ],
     )
     def test_bad_setting(self, name: str, value: object) -> None:
