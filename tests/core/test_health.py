@@ -3,6 +3,7 @@ the default dispatcher's use of them; the settings and subscriber fields behind 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -496,3 +497,29 @@ class TestSharedStreak:
         assert [r.deliveries[0].attempts for r in results] == [1, 0, 0, 0, 0]
         subscriber = results[0].deliveries[0].subscriber
         assert app.health.record_streak(str(subscriber.uuid), ok=False) == 2
+
+
+class TestRedisUnreachable:
+    """A delivery goes out when the health store's Redis is down."""
+
+    def test_delivery_goes_out_with_one_warning(
+        self,
+        make_app: Callable[..., Thorn],
+        flaky: tuple[_Flaky, WebhookReceiver],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """Nothing listens at the health URL: every send is delivered, one warning is logged."""
+        behaviour, receiver = flaky
+        behaviour.status = 200
+        app = make_app(
+            {
+                "THORN_HEALTH_URL": "redis://127.0.0.1:1/0",
+                "THORN_SUBSCRIBERS": {"a": {"url": receiver.url("/"), "rate_limit": 1000}},
+            }
+        )
+        event = Event("a", app=app)
+        with caplog.at_level(logging.WARNING, logger="thorn_core.health_redis"):
+            results = [event.send({"n": n}) for n in range(3)]
+        assert [r.ok for r in results] == [True] * 3
+        assert len(behaviour.times) == 3
+        assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
