@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import datetime
 import decimal
-import logging
 import re
 import threading
 import types
@@ -20,6 +19,7 @@ import attrs
 
 from .exceptions import InvalidEventType, PayloadValidationError
 from .patterns import candidate_patterns, validate_event_name, validate_pattern
+from .telemetry import get_logger
 
 __all__ = [
     "DRAFT_2020_12",
@@ -33,7 +33,7 @@ __all__ = [
     "remove_schema_deriver",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: The JSON Schema dialect of every schema in the catalog.
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -175,9 +175,8 @@ class TypeProvider(Protocol):
     """Something that declares event types for the catalog of its app, read when a catalog
     is next used: model events (:class:`~thorn_core.ModelEvent`) are providers."""
 
-    @property
-    def app(self) -> Any:
-        """The app whose catalog gets the types."""
+    def belongs_to(self, app: Any) -> bool:
+        """Whether ``app``'s catalog gets the types."""
 
     def event_types(self) -> list[EventType]:
         """The types to declare (none when the provider cannot describe its payload)."""
@@ -521,7 +520,7 @@ class Catalog:
             self._provided = generation
             for provider in list(_providers):
                 try:
-                    if provider.app is not self._owner:
+                    if not provider.belongs_to(self._owner):
                         continue
                     for event_type in provider.event_types():
                         self._add(event_type)

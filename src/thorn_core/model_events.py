@@ -9,7 +9,6 @@ event, at once or after the transaction commits. The ORM is reached only through
 from __future__ import annotations
 
 import functools
-import logging
 import string
 import warnings
 import weakref
@@ -25,6 +24,7 @@ from .paths import parse_path, resolve_path
 from .patterns import validate_event_name
 from .reversers import absolute_ref, model_reverser
 from .subscribers import sender_key
+from .telemetry import get_logger
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelEvent", "ModelWebhooks", "Reverse", "webhook_model"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: How an event finds the ``ref`` URL: a :class:`model_reverser` (reversed by the binding) or
 #: a callable taking the instance.
@@ -256,20 +256,25 @@ class ModelEvent:
         if not self._formatted:
             add_type_provider(self)
 
+    def belongs_to(self, app: Thorn) -> bool:
+        """Whether this event's type goes in ``app``'s catalog: the event's own app, else
+        the app whose binding connects it to a model."""
+        if self.event._app is not None:
+            return self.event._app is app
+        return any(binding is app.binding for binding, _ in self._connections.values())
+
     def event_types(self) -> list[EventType]:
         """The catalog type of this event: the message ``{"event", "ref", "sender", "data"}``
         with ``data`` as declared, or generated from the first connected model's fields.
 
-        None for a name formatted per instance, or with neither a schema nor a model an
-        adapter can describe.
+        No type for a name formatted per instance, an event connected to no model, or one with
+        neither a schema nor a model an adapter can describe.
         """
-        if self._formatted:
-            return []
+        if self._formatted or not self._connections:
+            return []  # a disconnected event sends nothing
         source = self.schema
         loose = False
         if source is None:
-            if not self._connections:
-                return []
             source, loose = next(iter(self._connections)), True
         try:
             data = derive_schema(source)
