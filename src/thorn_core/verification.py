@@ -95,8 +95,11 @@ def verify_request(
 
     The Standard Webhooks headers (id, timestamp, signature) are checked first: a missing
     or bad signature, or a timestamp more than ``tolerance`` seconds off, is refused.
-    ``Hook-HMAC`` is checked as well when present. With ``require_timestamp=False`` a request
-    carrying only ``Hook-HMAC`` (as Thorn 1.x sent) is accepted; it has no replay protection.
+    ``Hook-HMAC`` is checked only when the request has no ``webhook-signature`` (a Thorn 1.x
+    sender), and then only with ``require_timestamp=False``: it has no replay protection. A
+    verified ``webhook-signature`` covers more than ``Hook-HMAC`` (the id and timestamp too),
+    and during a secret rotation ``Hook-HMAC`` is made with the new secret only, so checking
+    it would refuse a receiver that still holds the old secret within the grace period.
 
     ``secret`` may hold ``whpk_`` ed25519 public keys: they verify the ``v1a`` entries of
     ``webhook-signature`` (a ``Hook-HMAC``, which only an HMAC secret checks, is then not
@@ -113,7 +116,7 @@ def verify_request(
     has_standard = "webhook-signature" in lowered
     if has_standard or require_timestamp:
         verify_standard_webhook(secrets, lowered, body, tolerance=tolerance, now=now)
-    if hmac_secrets and ("hook-hmac" in lowered or not has_standard):
+    if hmac_secrets and not has_standard:
         verify_hook_hmac(hmac_secrets, body, lowered.get("hook-hmac"), digest_method)
     elif not has_standard:
         raise InvalidSignature(

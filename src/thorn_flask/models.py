@@ -48,7 +48,7 @@ from thorn_core.subscriptions import (
 from thorn_core.targeting import MAX_VERSION_LENGTH
 from thorn_core.validators import display_url
 
-from .secret_column import EncryptedSecret
+from . import secret_column
 
 __all__ = [
     "Base",
@@ -108,8 +108,8 @@ class SubscriberMixin:
     url: Mapped[str] = mapped_column(String(MAX_URL_LENGTH))
     #: The current secret; ``previous_secrets`` the older ones still signing (JSON), after a
     #: rotation. Both are encrypted with ``THORN_SECRET_KEYS`` when it is set.
-    hmac_secret: Mapped[str] = mapped_column(EncryptedSecret, default=generate_secret)
-    previous_secrets: Mapped[str] = mapped_column(EncryptedSecret, default="")
+    hmac_secret: Mapped[str] = mapped_column(Text, default=generate_secret)
+    previous_secrets: Mapped[str] = mapped_column(Text, default="")
     hmac_digest: Mapped[str] = mapped_column(String(20), default="sha256")
     content_type: Mapped[str] = mapped_column(
         String(MAX_CONTENT_TYPE_LENGTH), default=JSON_CONTENT_TYPE
@@ -182,6 +182,9 @@ class SubscriberMixin:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.event!r} -> {display_url(self.url)!r}>"
+
+
+secret_column.listen(SubscriberMixin)
 
 
 class DeliveryAttemptMixin:

@@ -22,6 +22,7 @@ from thorn_core.subscribers import (
 )
 
 from .models import SubscriberMixin
+from .secret_column import stored
 
 __all__ = ["SessionFactory", "StoredSubscribers"]
 
@@ -90,7 +91,10 @@ class StoredSubscribers:
         result = session.execute(
             update(self.model)
             .where(self.model.uuid == key)
-            .values(hmac_secret=secrets.current, previous_secrets=secrets.previous_json())
+            .values(
+                hmac_secret=stored(secrets.current),
+                previous_secrets=stored(secrets.previous_json()),
+            )
             .execution_options(synchronize_session=False)
         )
         if not getattr(result, "rowcount", 0):

@@ -116,6 +116,22 @@ class TestRotationOnTheWire:
         with pytest.raises(Exception, match="does not match"):
             verify_hook_hmac(before.hmac_secret, received.body, received.headers["hook-hmac"])
 
+    def test_thorn_receivers_accept_either_secret_during_the_grace(self, make_app, receiver):
+        """verify_request with only the old (or only the new) secret accepts the delivery,
+        though Hook-HMAC is made with the new one; a wrong secret is still refused."""
+        from thorn_core.exceptions import InvalidSignature
+        from thorn_core.verification import verify_request
+
+        before = Subscriber(url=receiver.url())
+        after = rotate_secret(before)
+
+        received = deliver(make_app, receiver, after)
+
+        for secret in (before.hmac_secret, after.hmac_secret):
+            assert verify_request(received.headers, received.body, secret).payload == {"id": 7}
+        with pytest.raises(InvalidSignature):
+            verify_request(received.headers, received.body, "whsec_" + "QUFB" * 8)
+
     def test_only_the_new_secret_verifies_after_the_grace(self, make_app, receiver):
         """Once the old secret expired, it signs nothing and the library rejects it."""
         before = Subscriber(url=receiver.url())
