@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .app import Thorn, current_app
+from .telemetry import get_logger
 
 if TYPE_CHECKING:
     from .results import SendResult
 
 __all__ = ["EventBuffer", "buffer_events"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class EventBuffer:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import math
 import threading
 import time
@@ -31,11 +30,12 @@ from .health import (
     lease_for,
 )
 from .settings import Settings
+from .telemetry import get_logger
 from .validators import display_url
 
 __all__ = ["DEFAULT_PREFIX", "RedisHealthStore"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Prefix of every key the store writes.
 DEFAULT_PREFIX = "thorn:health:"

@@ -8,7 +8,6 @@ relay runs as a Celery task, a command, or the :class:`OutboxRelay` background t
 from __future__ import annotations
 
 import datetime
-import logging
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -18,13 +17,14 @@ import attrs
 from .log import retention_cutoff
 from .message import EventMessage
 from .results import SendResult
+from .telemetry import get_logger
 
 if TYPE_CHECKING:
     from .app import Thorn
 
 __all__ = ["Outbox", "OutboxRelay", "PrunableOutbox", "Pruned", "drain", "prune", "relay"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 @runtime_checkable
@@ -96,6 +96,7 @@ def relay(app: Thorn, outbox: Outbox | None = None, *, limit: int = 100) -> int:
     outbox = outbox or app.outbox
     if outbox is None:
         raise RuntimeError("this app has no outbox (THORN_OUTBOX and an adapter's outbox)")
+    app.telemetry.watch_outbox()
     claimed = outbox.claim(limit)
     if not claimed:
         return 0

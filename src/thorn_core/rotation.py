@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
@@ -12,6 +11,7 @@ from .exceptions import InvalidRotation
 from .secretset import SecretSet, utcnow
 from .signing import new_secret_like
 from .subscribers import Subscriber, secret_problem
+from .telemetry import get_logger
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -26,7 +26,7 @@ __all__ = [
     "rotate_set",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 #: How long the old secret keeps signing by default: a day for receivers to switch.
 DEFAULT_GRACE = dt.timedelta(hours=24)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -19,6 +18,7 @@ from .payload_filters import compile_filter
 from .secretset import SecretSet, SubscriberSecret, utcnow
 from .secretset import previous_secrets as _previous_secrets
 from .signing import DIGESTS, generate_secret, normalize_digest, standard_webhooks_key
+from .telemetry import get_logger
 from .validators import display_url, parse_target
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
     "subscribers_from_rows",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = get_logger(__name__)
 
 #: Namespace of the stable uuids given to static subscribers that name none.
 _STATIC_NAMESPACE = uuid.UUID("5b0f0a4e-4d0e-4c1b-9a57-3f0c8c1e7a11")

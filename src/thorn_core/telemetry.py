@@ -15,6 +15,7 @@ at ``THORN_METRICS_ENDPOINT_CAP`` distinct values per process (later ones count 
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import threading
@@ -162,6 +163,7 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+@functools.lru_cache(maxsize=4096)
 def url_origin(url: str) -> str:
     """``scheme://host:port`` of ``url``: no credentials, path or query (a metric label)."""
     try:
@@ -356,6 +358,10 @@ class Telemetry:
     def annotate(self, key: str, value: Any) -> None:
         """Set an attribute of the current span (the task's, in a worker)."""
 
+    def watch_outbox(self) -> None:
+        """Report the app's outbox in the backlog gauges from now on (a relay calls it; an
+        app that delivers reports it from its first delivery)."""
+
     def delivered(self, delivery: Delivery, next_retry_in: float | None = None) -> None:
         """Count a recorded delivery (and the retry or deferral it was given)."""
 
@@ -487,6 +493,7 @@ def _complain(exc: BaseException, doing: str) -> None:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _server(url: str) -> tuple[str, int | None]:
     try:
         parts = urlsplit(url)
@@ -495,6 +502,7 @@ def _server(url: str) -> tuple[str, int | None]:
         return "", None
 
 
+@functools.lru_cache(maxsize=4096)
 def span_url(url: str) -> str:
     """``url`` for a span's ``url.full``: secret query values masked, no user info."""
     from .validators import display_url
@@ -641,6 +649,9 @@ class _OTelTelemetry(Telemetry):
         except Exception as exc:
             _complain(exc, "injecting the trace context")
         return {TASK_HEADER: carrier} if carrier else {}
+
+    def watch_outbox(self) -> None:
+        """Registered when built (see :class:`_Instruments`): nothing more to do."""
 
     def annotate(self, key: str, value: Any) -> None:
         try:

@@ -7,7 +7,6 @@ The Django and Flask ``verify_webhook`` decorators are thin wrappers around
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,10 +16,11 @@ import attrs
 from .codecs import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE
 from .exceptions import InvalidSignature
 from .signing import is_asymmetric_key, verify_hook_hmac, verify_standard_webhook
+from .telemetry import get_logger
 
 __all__ = ["SecretSpec", "VerifiedWebhook", "parse_payload", "secrets_for", "verify_request"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: A secret, several (while rotating), or a callable returning them for a request.
 SecretSpec = str | Iterable[str] | Callable[..., "str | Iterable[str]"]

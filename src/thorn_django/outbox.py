@@ -8,21 +8,21 @@ Celery task or :class:`thorn_core.outbox.OutboxRelay`) dispatches them after com
 from __future__ import annotations
 
 import datetime
-import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from thorn_core.message import EventMessage
 from thorn_core.outbox import OutboxRelay
+from thorn_core.telemetry import get_logger
 
 __all__ = ["DEFAULT_LEASE", "DjangoOutbox", "DjangoOutboxRelay"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Seconds a claimed batch belongs to one relay; after that it is claimed again.
 DEFAULT_LEASE = 300.0
@@ -115,6 +115,18 @@ class DjangoOutbox:
 
         deleted, _ = OutboxEvent.objects.using(self.alias).filter(done_at__lt=before).delete()
         return deleted
+
+    def oldest_pending(self) -> datetime.datetime | None:
+        """When the oldest event waiting for the relay was stored; None when none waits
+        (read by the ``thorn.outbox.oldest_age`` gauge)."""
+        from .models import OutboxEvent
+
+        oldest: datetime.datetime | None = (
+            OutboxEvent.objects.using(self.alias)
+            .filter(done_at__isnull=True)
+            .aggregate(oldest=Min("created_at"))["oldest"]
+        )
+        return oldest
 
     def pending(self) -> int:
         """How many stored events wait for the relay."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,10 +18,11 @@ from thorn_core.subscribers import (
     subscriber_from_row,
     subscribers_from_rows,
 )
+from thorn_core.telemetry import get_logger
 
 __all__ = ["StoredSubscribers", "subscriber_from_model"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def subscriber_from_model(obj: Any) -> Subscriber:

@@ -10,7 +10,6 @@ task, or :class:`thorn_core.outbox.OutboxRelay`) dispatches what was committed.
 from __future__ import annotations
 
 import datetime
-import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from thorn_core.log import utcnow
 from thorn_core.message import EventMessage
+from thorn_core.telemetry import get_logger
 
 from .binding import flushing_session
 from .models import OutboxEvent, OutboxEventMixin
@@ -27,7 +27,7 @@ from .store import SessionFactory
 
 __all__ = ["DEFAULT_LEASE", "SQLAlchemyOutbox"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Seconds a claimed event is left to its relay before another relay may take it.
 DEFAULT_LEASE = 300.0
@@ -150,6 +150,18 @@ class SQLAlchemyOutbox:
                 .values(done_at=utcnow(), claimed_until=None)
                 .execution_options(synchronize_session=False)
             )
+
+    def oldest_pending(self) -> datetime.datetime | None:
+        """When the oldest event waiting to be dispatched was stored; None when none waits
+        (read by the ``thorn.outbox.oldest_age`` gauge). A naive time is UTC."""
+        model = self.model
+        with self._own_session() as session:
+            oldest = session.scalar(
+                select(func.min(model.created_at)).where(model.done_at.is_(None))
+            )
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=datetime.timezone.utc)
+        return oldest
 
     def pending(self) -> int:
         """How many events wait to be dispatched."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -278,15 +279,8 @@ class TestMetrics:
 
     def test_prometheus_recipe_scraped_over_loopback(self, make_app, receiver):
         """The docs' recipe: the Prometheus exporter serves Thorn's metrics over HTTP."""
-        prometheus_client = pytest.importorskip("prometheus_client")
-        exporter = pytest.importorskip("opentelemetry.exporter.prometheus")
-        reader = exporter.PrometheusMetricReader()  # on prometheus_client's default registry
-        provider = MeterProvider(metric_readers=[reader])
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server, thread = prometheus_client.start_http_server(port, addr="127.0.0.1")
-        try:
+
+        def run(provider: MeterProvider) -> None:
             app = make_app(
                 {
                     "THORN_SUBSCRIBERS": {"*": receiver.url("/hook")},
@@ -294,13 +288,8 @@ class TestMetrics:
                 }
             )
             app.event("order.paid").send({})
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-                text = r.read().decode()
-        finally:
-            server.shutdown()
-            thread.join(10)
-            server.server_close()
-            provider.shutdown()  # unregisters the reader
+
+        text = prometheus_scrape(run)
 
         counter = re.search(r"^thorn_deliveries_total\{([^}]*)\} ([0-9.]+)$", text, re.M)
         assert counter is not None, text
@@ -308,6 +297,95 @@ class TestMetrics:
         assert f'thorn_endpoint="http://127.0.0.1:{receiver.port}"' in counter.group(1)
         assert float(counter.group(2)) == 1.0
         assert re.search(r"^thorn_delivery_duration_seconds_bucket\{", text, re.M), text
+
+
+def prometheus_scrape(run: Callable[[MeterProvider], None]) -> str:
+    """Serve a Prometheus-exporting meter provider on loopback (docs/observability.md's
+    recipe), ``run(provider)``, and return what ``/metrics`` answers."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    exporter = pytest.importorskip("opentelemetry.exporter.prometheus")
+    reader = exporter.PrometheusMetricReader()  # on prometheus_client's default registry
+    provider = MeterProvider(metric_readers=[reader])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server, thread = prometheus_client.start_http_server(port, addr="127.0.0.1")
+    try:
+        run(provider)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            return str(answer.read().decode())
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        provider.shutdown()  # unregisters the reader
+
+
+def prometheus_names(metric: str) -> set[str]:
+    """The series names the Prometheus exporter writes for one of Thorn's metrics."""
+    kind, unit, _ = telemetry_module.METRICS[metric]
+    base = metric.replace(".", "_") + ("_seconds" if unit == "s" else "")
+    if kind == "counter":
+        return {base + "_total"}
+    if kind == "histogram":
+        return {base + "_bucket", base + "_sum", base + "_count"}
+    return {base}
+
+
+class TestGrafanaDashboard:
+    """docs/grafana-dashboard.json queries Thorn's metrics, all of them, and no other."""
+
+    LABELS = frozenset({"thorn_endpoint", "thorn_event", "thorn_outcome", "thorn_reason"})
+
+    def queried(self) -> set[str]:
+        dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
+        exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+        exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+        return set(re.findall(r"\bthorn_[a-z0-9_]+\b", " ".join(exprs))) - self.LABELS
+
+    def test_every_queried_metric_is_one_thorn_exports(self):
+        """Each metric name in a panel's query is a series of a metric in ``METRICS``; each
+        metric has a panel."""
+        queried = self.queried()
+        known = {name: prometheus_names(name) for name in telemetry_module.METRICS}
+
+        assert queried <= set().union(*known.values()), queried
+        assert [name for name, series in known.items() if not series & queried] == []
+
+    def test_queried_series_appear_in_a_scrape(self, make_app, make_receiver):
+        """A run that records every counter and the histogram, scraped: each queried series of
+        them is there (the gauges' names follow the same rule; tests/flask checks their values)."""
+        from thorn_core import Subscriber
+        from thorn_core.delivery import Delivery
+
+        ok, gone = make_receiver(), make_receiver(answering(410))
+
+        def run(provider: MeterProvider) -> None:
+            app = make_app(
+                {
+                    "THORN_SUBSCRIBERS": {"*": [ok.url("/a"), gone.url("/b")]},
+                    "THORN_METER_PROVIDER": provider,
+                }
+            )
+            app.event("order.paid").send({})
+            subscriber = Subscriber(event="order.paid", url=ok.url("/c"))
+            for error, retryable in (("deferred: circuit open", True), ("answered 503", True)):
+                failed = Delivery(
+                    id="d",
+                    event="order.paid",
+                    subscriber=subscriber,
+                    ok=False,
+                    error=error,
+                    retryable=retryable,
+                )
+                app.after_delivery(failed, next_retry_in=1.0)
+
+        text = prometheus_scrape(run)
+        series = set(re.findall(r"^(thorn_[a-z0-9_]+)[{ ]", text, re.M))
+        gauges = {n for n, (kind, _, _) in telemetry_module.METRICS.items() if kind == "gauge"}
+        expected = self.queried() - set().union(*(prometheus_names(g) for g in gauges))
+
+        assert expected <= series, expected - series
 
 
 class TestFailingTelemetry:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..delivery import Delivery, DeliveryRequest
 from ..fanout import Plan, plan_deliveries
 from ..health import Admission, admit_request, deferred_delivery, endpoint_key, record_outcome
+from ..telemetry import get_logger
 from ..transport import RequestsTransport, Transport
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RATE_WAIT_MAX", "DefaultDispatcher"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Seconds a delivery over its endpoint's rate limit waits for its token at most; one that
 #: would wait longer is deferred (it fails fast, with the time it could be sent).
