@@ -15,10 +15,13 @@ from .exceptions import (
     InvalidModelEvent,
     InvalidPattern,
     InvalidPayloadFilter,
+    InvalidRotation,
+    InvalidSecretKey,
     InvalidSignature,
     InvalidSubscriber,
     InvalidURL,
     RecipientRefused,
+    SecretDecryptionError,
     SerializationError,
     ThornError,
     UnknownDispatcher,
@@ -29,6 +32,8 @@ from .model_events import ModelEvent, webhook_model
 from .results import SendResult
 from .retry import RetryPolicy
 from .reversers import model_reverser
+from .rotation import rotate_secret
+from .secretset import SecretSet, SubscriberSecret
 from .settings import Settings
 from .subscribers import Subscriber, SubscriberSource
 
@@ -44,6 +49,8 @@ __all__ = [
     "InvalidModelEvent",
     "InvalidPattern",
     "InvalidPayloadFilter",
+    "InvalidRotation",
+    "InvalidSecretKey",
     "InvalidSignature",
     "InvalidSubscriber",
     "InvalidURL",
@@ -51,10 +58,13 @@ __all__ = [
     "Q",
     "RecipientRefused",
     "RetryPolicy",
+    "SecretDecryptionError",
+    "SecretSet",
     "SendResult",
     "SerializationError",
     "Settings",
     "Subscriber",
+    "SubscriberSecret",
     "SubscriberSource",
     "Thorn",
     "ThornError",
@@ -63,5 +73,6 @@ __all__ = [
     "buffer_events",
     "current_app",
     "model_reverser",
+    "rotate_secret",
     "webhook_model",
 ]
