@@ -6,6 +6,7 @@ It starts a receiving Flask app (with ``verify_webhook``) on 127.0.0.1, subscrib
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import threading
 from pathlib import Path
@@ -42,6 +43,14 @@ class Subscriber(SubscriberMixin, db.Model):
     """Stored subscriptions, table ``thorn_subscriber``."""
 
 
+@dataclasses.dataclass
+class ArticleData:
+    """What an article's webhooks carry in ``data``."""
+
+    title: str
+    state: str
+
+
 @webhook_model(reverse=model_reverser("article", id="id"))
 class Article(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,9 +58,17 @@ class Article(db.Model):
     state: Mapped[str] = mapped_column(String(20), default="DRAFT")
 
     class webhooks:
-        on_create = ModelEvent("article.created")
+        schema = ArticleData  # the event catalog's schema of ``data``, for both events
+        on_create = ModelEvent(
+            "article.created",
+            description="An article was written (it starts as a draft).",
+            examples=[{"title": "Webhooks with Flask", "state": "DRAFT"}],
+        )
         on_publish = ModelEvent(
-            "article.published", state__now_eq="PUBLISHED"
+            "article.published",
+            state__now_eq="PUBLISHED",
+            description="An article was published: its state became PUBLISHED.",
+            examples=[{"title": "Webhooks with Flask", "state": "PUBLISHED"}],
         ).dispatches_on_change()
 
         def payload(self, article: Article) -> dict[str, Any]:

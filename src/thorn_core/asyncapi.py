@@ -244,7 +244,8 @@ def to_markdown(catalog: Catalog, *, title: str = "Event catalog") -> str:
         summary = t.description.strip().splitlines()[0] if t.description else ""
         if t.deprecated:
             summary = f"**Deprecated.** {summary}".strip()
-        anchor = re.sub(r"[^a-z0-9-]", "", f"{t.name}-v{t.version}".lower().replace(".", "-"))
+        # The heading's id as Python-Markdown (MkDocs) makes it: word characters and hyphens.
+        anchor = re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", f"{t.name} v{t.version}")).lower()
         cell = summary.replace("|", "\\|")
         lines.append(f"| [`{t.name}`](#{anchor}) | {t.version} | {cell} |")
     for t in types:

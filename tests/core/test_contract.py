@@ -203,7 +203,7 @@ class TestCommandLine:
         assert result.exit_code == 0, result.output
         text = result.output
         assert text.startswith("# Shop\n")
-        assert "| [`order.created`](#order-created-v1) | 1 | An order was placed. |" in text
+        assert "| [`order.created`](#ordercreated-v1) | 1 | An order was placed. |" in text
         assert "| **Deprecated.** A user \\| account was removed. |" in text
         assert "## order.created v2" in text
         assert '"sku": "A-1"' in text
