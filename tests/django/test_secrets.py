@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import io
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -288,3 +290,44 @@ class TestCommandAndAdmin:
         assert Webhook(row.hmac_secret).verify(received.body, dict(received.headers))
         with pytest.raises(WebhookVerificationError):
             Webhook(old).verify(received.body, dict(received.headers))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_and_encrypts_existing_secrets(settings: Any) -> None:
+    """0004 keeps a 1.x-style secret stored in clear, encrypts it when THORN_SECRET_KEYS is
+    set, and going back puts it in clear again."""
+    table = connection.ops.quote_name(Subscriber._meta.db_table)
+    plain = "s" * 38
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("thorn_django")
+    try:
+        executor.migrate([("thorn_django", "0003_endpoint_limits")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (uuid, event, url, hmac_secret, hmac_digest, "  # noqa: S608
+                "content_type, active, created_at, updated_at) VALUES (%s, 'a.b', "
+                "'https://example.com/h', %s, 'sha256', 'application/json', %s, %s, %s)",
+                [
+                    uuid.uuid4().hex if connection.vendor == "sqlite" else str(uuid.uuid4()),
+                    plain,
+                    True,
+                    now,
+                    now,
+                ],
+            )
+        settings.THORN_SECRET_KEYS = [key()]
+        MigrationExecutor(connection).migrate([("thorn_django", "0004_secret_rotation")])
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT hmac_secret, previous_secrets FROM {table}")  # noqa: S608
+            ((stored, previous),) = cursor.fetchall()
+        assert stored.startswith("fernet:")
+        assert plain not in stored
+        assert previous == ""
+
+        MigrationExecutor(connection).migrate([("thorn_django", "0003_endpoint_limits")])
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT hmac_secret FROM {table}")  # noqa: S608
+            assert cursor.fetchall() == [(plain,)]
+    finally:
+        MigrationExecutor(connection).migrate(latest)
