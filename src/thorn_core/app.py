@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -268,6 +269,11 @@ class Thorn:
             else load_validators(new.recipient_validators)
         )
         static = StaticSubscribers.from_setting(new.subscribers)
+        if new.health_url is not None and importlib.util.find_spec("redis") is None:
+            raise ImproperlyConfigured(
+                "THORN_HEALTH_URL needs the redis package: pip install 'thorn-webhooks[celery]' "
+                "(or redis)"
+            )
         telemetry_config = TelemetryConfig.from_settings(new)
         self.catalog.configure(new.event_types or ())
         previous: Settings | None = getattr(self, "settings", None)
@@ -404,7 +410,7 @@ class Thorn:
             # for Celery workers) counts the attempts of every process. A database log does.
             try:
                 count = self.health.record_streak(uuid, ok=delivery.ok)
-                started = None if count < limit else self.health.streak_since(uuid)
+                started = None if not limit or count < limit else self.health.streak_since(uuid)
             except Exception:
                 logger.exception("Counting the failure streak of %s failed", uuid)
                 return

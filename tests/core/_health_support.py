@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import uuid
@@ -16,8 +17,17 @@ REDIS_URL = os.environ.get("THORN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def require_redis_package() -> None:
+    """Skip the test when the redis package is not installed; fail instead on CI."""
+    if importlib.util.find_spec("redis") is None:
+        if IN_CI:
+            pytest.fail("the redis package is missing on CI: the health tests must run")
+        pytest.skip("the redis package is not installed")
+
+
 def require_redis() -> None:
-    """Skip the test when Redis is not reachable; fail instead on CI (CI=true)."""
+    """Skip the test when Redis (or its package) is missing; fail instead on CI (CI=true)."""
+    require_redis_package()
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
     except OSError as exc:

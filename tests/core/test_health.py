@@ -27,6 +27,7 @@ from ._health_support import (
     drop_prefix,
     redis_store,
     require_redis,
+    require_redis_package,
     settings,
     unique_prefix,
 )
@@ -332,6 +333,7 @@ class TestConfiguration:
 
     def test_store_choice(self, make_app: Callable[..., Thorn]) -> None:
         """Memory by default; Redis when THORN_HEALTH_URL names it."""
+        require_redis_package()
         from thorn_core.health_redis import RedisHealthStore
 
         assert isinstance(make_app().health, MemoryHealthStore)
@@ -509,6 +511,7 @@ class TestRedisUnreachable:
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         """Nothing listens at the health URL: every send is delivered, one warning is logged."""
+        require_redis_package()
         behaviour, receiver = flaky
         behaviour.status = 200
         app = make_app(

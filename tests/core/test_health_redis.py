@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 
-from thorn_core.health_redis import RedisHealthStore
-
 from ._health_support import (
     REDIS_URL,
     drop_prefix,
     redis_store,
     require_redis,
+    require_redis_package,
     settings,
     unique_prefix,
 )
@@ -213,6 +212,9 @@ class TestRedisDown:
 
     def test_falls_back_to_memory_with_one_warning(self, caplog: pytest.LogCaptureFixture) -> None:
         """Every call still answers (from memory) and the breaker still works; one warning."""
+        require_redis_package()
+        from thorn_core.health_redis import RedisHealthStore
+
         store = RedisHealthStore(
             "redis://127.0.0.1:1/0",
             settings(circuit_min_requests=2, circuit_cooloff=30),
