@@ -5,12 +5,14 @@ from __future__ import annotations
 from ._version import __version__
 from .app import Thorn, current_app
 from .buffer import EventBuffer, buffer_events
+from .catalog import Catalog, EventType
 from .delivery import Delivery
 from .dispatchers import Dispatcher
 from .events import Event
 from .exceptions import (
     ImproperlyConfigured,
     InvalidEventName,
+    InvalidEventType,
     InvalidFilter,
     InvalidModelEvent,
     InvalidPattern,
@@ -20,6 +22,7 @@ from .exceptions import (
     InvalidSignature,
     InvalidSubscriber,
     InvalidURL,
+    PayloadValidationError,
     RecipientRefused,
     SecretDecryptionError,
     SerializationError,
@@ -38,13 +41,16 @@ from .settings import Settings
 from .subscribers import Subscriber, SubscriberSource
 
 __all__ = [
+    "Catalog",
     "Delivery",
     "Dispatcher",
     "Event",
     "EventBuffer",
     "EventMessage",
+    "EventType",
     "ImproperlyConfigured",
     "InvalidEventName",
+    "InvalidEventType",
     "InvalidFilter",
     "InvalidModelEvent",
     "InvalidPattern",
@@ -55,6 +61,7 @@ __all__ = [
     "InvalidSubscriber",
     "InvalidURL",
     "ModelEvent",
+    "PayloadValidationError",
     "Q",
     "RecipientRefused",
     "RetryPolicy",
