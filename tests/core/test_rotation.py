@@ -274,3 +274,37 @@ class TestEncryption:
             "assert 'cryptography' not in sys.modules, 'cryptography imported'"
         )
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # noqa: S603
+
+
+class TestStaticCommand:
+    """``thorn rotate-secret`` for a static subscriber of THORN_SUBSCRIBERS."""
+
+    def test_prints_the_fields_with_the_new_secret_once(self):
+        """The current secret is read unechoed; the new one appears once, the old one with
+        its expiry, as JSON to put in the subscriber's entry."""
+        import json
+
+        from click.testing import CliRunner
+
+        from thorn_core.cli import main
+
+        old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        result = CliRunner().invoke(main, ["rotate-secret", "--grace", "3600"], input=old + "\n")
+
+        assert result.exit_code == 0, result.output
+        fields = json.loads(result.output[result.output.index("{") :])
+        assert result.output.count(fields["hmac_secret"]) == 1
+        (previous,) = fields["previous_secrets"]
+        assert previous["secret"] == old
+        sub = Subscriber(url="https://example.com/hooks", **fields)
+        assert sub.live_secrets() == (fields["hmac_secret"], old)
+
+    def test_negative_grace_is_a_usage_error(self):
+        """--grace -1 exits 2 naming the problem; nothing is printed as a secret."""
+        from click.testing import CliRunner
+
+        from thorn_core.cli import main
+
+        result = CliRunner().invoke(main, ["rotate-secret", "--grace=-1"], input="s3cret\n")
+        assert result.exit_code == 2
+        assert "negative" in result.output
