@@ -102,8 +102,8 @@ def verify_request(
     it would refuse a receiver that still holds the old secret within the grace period.
 
     ``secret`` may hold ``whpk_`` ed25519 public keys: they verify the ``v1a`` entries of
-    ``webhook-signature`` (a ``Hook-HMAC``, which only an HMAC secret checks, is then not
-    required: ed25519 subscribers are sent none).
+    ``webhook-signature`` (ed25519 subscribers are sent no ``Hook-HMAC``, so a request
+    without ``webhook-signature`` needs an HMAC secret).
 
     Raises:
         InvalidSignature: with the reason; receivers answer 401.
