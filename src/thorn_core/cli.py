@@ -963,7 +963,11 @@ def rotate_secret_command(secret: str, grace: datetime.timedelta | None) -> None
 
     from .rotation import grace_from, rotate_set
     from .secretset import SecretSet
+    from .subscribers import secret_problem
 
+    problem = secret_problem(secret.strip())
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--secret")
     rotated = rotate_set(SecretSet(secret.strip()), grace_from(grace))
     fields = {
         "hmac_secret": rotated.current,

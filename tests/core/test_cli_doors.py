@@ -156,6 +156,13 @@ BAD: dict[str, list[Bad]] = {
             ("--digest", "md5"),
         ),
     ],
+    "rotate-secret": [
+        Bad("secret", ("--secret", "whsec_!!"), 2, ("--secret", "base64")),
+        Bad("secret", ("--secret", ""), 2, ("--secret", "non-empty")),
+        Bad("grace", ("--secret", SECRET, "--grace", "-1"), 2, ("--grace", "negative")),
+        Bad("grace", ("--secret", SECRET, "--grace", "soon"), 2, ("--grace", "seconds")),
+        Bad("grace", ("--secret", SECRET, "--grace", "9e9"), 2, ("--grace", "at most")),
+    ],
 }
 
 
