@@ -704,7 +704,6 @@ def send(
     help="json: the types with their schemas; asyncapi: an AsyncAPI 3.0 document; markdown: "
     "a page for people.",
 )
-@click.option("--title", help="The document's title.")
 @click.option(
     "--output",
     "-o",
@@ -712,11 +711,11 @@ def send(
     default="-",
     help="Write here instead of standard output.",
 )
-def catalog(app_spec: str, fmt: str, title: str | None, output: IO[str]) -> None:
+def catalog(app_spec: str, fmt: str, output: IO[str]) -> None:
     """Write the app's event catalog: the published contract of its webhooks."""
     from .asyncapi import render_catalog
 
-    output.write(render_catalog(load_app(app_spec).catalog, fmt, title=title))
+    output.write(render_catalog(load_app(app_spec).catalog, fmt))
 
 
 # ---------------------------------------------------------------------------

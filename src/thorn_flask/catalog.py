@@ -5,17 +5,19 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from typing import Any
+from typing import IO, Any
 
+import click
 import flask
 import sqlalchemy as sa
+from flask.cli import with_appcontext
 from sqlalchemy.orm import DeclarativeBase
 
-from thorn_core.asyncapi import to_asyncapi
+from thorn_core.asyncapi import FORMATS, render_catalog, to_asyncapi
 
 from .extension import get_state
 
-__all__ = ["add_catalog_routes", "model_schema", "schema_of"]
+__all__ = ["add_catalog_routes", "catalog_command", "model_schema", "schema_of"]
 
 _PYTHON_TYPES: tuple[tuple[type, dict[str, Any]], ...] = (
     (bool, {"type": "boolean"}),
@@ -107,3 +109,26 @@ def add_catalog_routes(blueprint: flask.Blueprint) -> None:
     def asyncapi() -> Any:
         title = f"{flask.request.host} webhooks"
         return flask.jsonify(to_asyncapi(get_state().core.catalog, title=title))
+
+
+@click.command("catalog")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="json",
+    show_default=True,
+    help="json: the types with their schemas; asyncapi: an AsyncAPI 3.0 document; markdown: "
+    "a page for people.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="Write here instead of standard output.",
+)
+@with_appcontext
+def catalog_command(fmt: str, output: IO[str]) -> None:
+    """Write the app's event catalog: the published contract of its webhooks."""
+    output.write(render_catalog(get_state().core.catalog, fmt))

@@ -41,6 +41,7 @@ from thorn_core.rotation import grace_from
 from thorn_core.subscriptions import ensure_subscription
 from thorn_core.validators import display_url
 
+from .catalog import catalog_command
 from .extension import ThornState, get_state
 from .models import Base, SubscriberMixin
 
@@ -423,3 +424,6 @@ def endpoints_command(as_json: bool, targets: tuple[str, ...]) -> None:
         # Only the two columns the endpoint key needs, streamed: a site may hold many rows.
         rows = session.execute(sqlalchemy.select(model.url, model.endpoint)).yield_per(1000)
         click.echo(endpoints_output(state.core, rows, targets, as_json=as_json))
+
+
+thorn_cli.add_command(catalog_command)

@@ -97,6 +97,18 @@ BAD: dict[str, list[Bad]] = {
             ("--allow-network",),
         ),
     ],
+    "catalog": [
+        Bad("app_spec", (), 2, ("--app",)),
+        Bad("app_spec", ("--app", "nowhere_at_all:app"), 2, ("--app", "cannot import module")),
+        Bad("app_spec", ("--app", "json:dumps"), 2, ("--app", "not a Thorn app")),
+        Bad("fmt", ("--app", "x:y", "--format", "yaml"), 2, ("--format", "'yaml'")),
+        Bad(
+            "output",
+            ("--app", "x:y", "-o", "/nonexistent-thorn-dir/out.json"),
+            1,
+            ("Could not open file", "No such file"),
+        ),
+    ],
     "verify": [
         Bad(
             "secrets",

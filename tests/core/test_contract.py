@@ -196,13 +196,11 @@ class TestCommandLine:
 
     def test_markdown(self):
         """``--format markdown`` writes a table, then each type's schema and examples."""
-        result = catalog_cli(
-            "--app", "tests.core.test_contract:shop", "--format", "markdown", "--title", "Shop"
-        )
+        result = catalog_cli("--app", "tests.core.test_contract:shop", "--format", "markdown")
 
         assert result.exit_code == 0, result.output
         text = result.output
-        assert text.startswith("# Shop\n")
+        assert text.startswith("# Event catalog\n")
         assert "| [`order.created`](#ordercreated-v1) | 1 | An order was placed. |" in text
         assert "| **Deprecated.** A user \\| account was removed. |" in text
         assert "## order.created v2" in text

@@ -3,10 +3,13 @@ judged at send, and the ``event-types/`` and ``asyncapi.json`` endpoints."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
@@ -267,3 +270,27 @@ class TestEndpoints:
 
         assert anonymous.get("/hooks/event-types/").status_code in (401, 403)
         assert anonymous.get("/hooks/asyncapi.json").status_code in (401, 403)
+
+
+class TestCommand:
+    """``manage.py thorn_catalog``."""
+
+    def test_json(self, declared: Any) -> None:
+        """Writes the project's types as JSON, the model events' too."""
+        out = io.StringIO()
+        call_command("thorn_catalog", stdout=out)
+
+        names = {t["name"] for t in json.loads(out.getvalue())["event_types"]}
+        assert {"order.created", "article.created"} <= names
+
+    def test_asyncapi_to_a_file(self, declared: Any, tmp_path: Any) -> None:
+        """``--format asyncapi -o FILE`` writes the AsyncAPI document."""
+        target = tmp_path / "asyncapi.json"
+        call_command("thorn_catalog", "--format", "asyncapi", "-o", str(target))
+
+        assert json.loads(target.read_text())["asyncapi"] == "3.0.0"
+
+    def test_unknown_format(self, declared: Any) -> None:
+        """An unknown format is refused with the known ones."""
+        with pytest.raises(CommandError, match="json"):
+            call_command("thorn_catalog", "--format", "yaml")

@@ -3,6 +3,7 @@ payloads judged at send, and the blueprint's catalog routes; on SQLite and Postg
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -165,3 +166,26 @@ class TestRoutes:
 
         assert client.get("/hooks/event-types/").status_code == 401
         assert client.get("/hooks/asyncapi.json").status_code == 401
+
+
+class TestCommand:
+    """``flask thorn catalog``."""
+
+    def test_markdown(self, catalog_app: flask.Flask) -> None:
+        """Writes the app's catalog as a Markdown page."""
+        result = catalog_app.test_cli_runner().invoke(
+            args=["thorn", "catalog", "--format", "markdown"]
+        )
+
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("# Event catalog\n")
+        assert "## order.created v1" in result.output
+
+    def test_asyncapi(self, catalog_app: flask.Flask) -> None:
+        """``--format asyncapi`` writes the AsyncAPI document."""
+        result = catalog_app.test_cli_runner().invoke(
+            args=["thorn", "catalog", "--format", "asyncapi"]
+        )
+
+        assert result.exit_code == 0, result.output
+        assert "order.created.v1" in json.loads(result.output)["components"]["messages"]

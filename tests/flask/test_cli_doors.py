@@ -106,6 +106,10 @@ BAD: dict[str, list[Bad]] = {
         Bad("subscriber_id", ("nope",), 2, ("SUBSCRIBER_ID", "not a subscriber id")),
         Bad("subscriber_id", (UNKNOWN,), 1, ("No subscriber", UNKNOWN)),
     ],
+    "catalog": [
+        Bad("fmt", ("--format", "yaml"), 2, ("--format", "'yaml'")),
+        Bad("output", ("-o", "/nonexistent-thorn-dir/out.json"), 1, ("Could not open", "No such")),
+    ],
     "prune": [
         Bad("before", ("--before", "last week"), 2, ("--before", "not an ISO 8601")),
     ],
@@ -168,7 +172,7 @@ class TestEveryDoorIsWalked:
 
     def test_every_command_has_bad_and_good_inputs(self) -> None:
         """Each command has bad inputs and a good one, and each entry a command."""
-        assert set(thorn_cli.commands) == set(BAD) == set(GOOD)
+        assert set(thorn_cli.commands) == set(BAD) == set(GOOD) | set(NO_DATABASE)
 
     @pytest.mark.parametrize("name", sorted(BAD))
     def test_every_option_has_bad_values(self, name: str) -> None:
@@ -196,6 +200,22 @@ class TestBadInput:
         assert_user_error(result, case.exit_code, *case.words)
         with app.app_context():
             assert db.session.query(Subscription).count() == 0
+
+
+#: Commands that read no table, with good arguments: they work on a database without tables.
+NO_DATABASE: dict[str, tuple[str, ...]] = {"catalog": ("--format", "json")}
+
+
+class TestNoDatabase:
+    """Commands that need no table run on a database without Thorn's tables."""
+
+    @pytest.mark.parametrize("command", sorted(NO_DATABASE))
+    def test_runs_without_tables(self, tableless: Callable[[], flask.Flask], command: str) -> None:
+        """The command exits 0 and prints its answer."""
+        result = invoke(tableless(), command, *NO_DATABASE[command])
+
+        assert result.exit_code == 0, result.output
+        assert result.output
 
 
 class TestMissingTables:
