@@ -542,8 +542,8 @@ class TestLogRecords:
         exec(block.group(1), namespace)  # noqa: S102 - the docs' own example
         config = namespace["LOGGING"]
         config["handlers"]["json"]["stream"] = "ext://sys.stdout"
-        thorn_logger = logging.getLogger("thorn_core")
-        saved = (thorn_logger.handlers[:], thorn_logger.level, thorn_logger.propagate)
+        loggers = [logging.getLogger(name) for name in config["loggers"]]
+        saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
         try:
             logging.config.dictConfig(config)
             app = make_app({"THORN_SUBSCRIBERS": {"*": receiver.url()}})
@@ -553,7 +553,8 @@ class TestLogRecords:
 
             result = app.event("a.b").send({}, on_success=explode)
         finally:
-            thorn_logger.handlers[:], thorn_logger.level, thorn_logger.propagate = saved
+            for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+                lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
 
         lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
         entries = [json.loads(line) for line in lines]

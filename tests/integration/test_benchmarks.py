@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,3 +66,20 @@ class TestBenchmarkSmoke:
         for scenario in ("a", "b"):
             for variant in ("clear", "encrypted", "rotating"):
                 assert figures[f"({scenario})_{variant}_deliveries_per_s"] > 0
+
+    def test_telemetry_bench_runs(self) -> None:
+        """``benchmarks.telemetry_bench --quick`` exits 0 (its receiver got every POST, the
+        telemetry of the API and SDK apps was active) and reports each variant's rate."""
+        pytest.importorskip("opentelemetry.sdk", reason="needs opentelemetry-sdk")
+        output = subprocess.run(
+            [sys.executable, "-m", "benchmarks.telemetry_bench", "--quick"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        ).stdout
+        figures = json.loads(output.strip().splitlines()[-1])
+        for variant in ("off", "api", "sdk"):
+            assert figures[f"{variant}_deliveries_per_s"] > 0
+        assert figures["api_telemetry_us_per_delivery"] > 0
