@@ -100,6 +100,16 @@ BAD: dict[str, list[Bad]] = {
         Bad("uuid", ("nope",), 2, ("argument uuid", "not a subscriber id")),
         Bad("uuid", (UNKNOWN,), 1, ("No subscriber", UNKNOWN)),
     ],
+    "thorn_subscribers rotate-secret": [
+        Bad("uuid", ("nope",), 2, ("argument uuid", "not a subscriber id")),
+        Bad("uuid", (UNKNOWN,), 1, ("No subscriber", UNKNOWN)),
+        Bad("grace", (UNKNOWN, "--grace", "-1"), 2, ("--grace", "negative")),
+        Bad("grace", (UNKNOWN, "--grace", "soon"), 2, ("--grace", "seconds")),
+        Bad("grace", (UNKNOWN, "--grace", "9e9"), 2, ("--grace", "at most")),
+    ],
+    "thorn_subscribers reencrypt": [
+        Bad("(arguments)", ("surplus",), 2, ("unrecognized arguments", "surplus")),
+    ],
     "thorn_import_v1": [
         Bad("table", ("--table", "no_such_table"), 1, ("no table 'no_such_table'",)),
         Bad("database", ("--database", "other"), 1, ("--database 'other'", "not in DATABASES")),
@@ -117,6 +127,8 @@ GOOD: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "thorn_subscribers list": ((), MIGRATE),
     "thorn_subscribers add": (("a.b", "http://127.0.0.1:8000/hooks"), MIGRATE),
     "thorn_subscribers remove": ((UNKNOWN,), MIGRATE),
+    "thorn_subscribers rotate-secret": ((UNKNOWN,), MIGRATE),
+    "thorn_subscribers reencrypt": ((), MIGRATE),
     "thorn_import_v1": ((), ("no table 'webhooks_subscriber'", "--table")),
 }
 

@@ -113,6 +113,16 @@ BAD: dict[str, list[Bad]] = {
     "prune": [
         Bad("before", ("--before", "last week"), 2, ("--before", "not an ISO 8601")),
     ],
+    "rotate-secret": [
+        Bad("subscriber_id", ("nope",), 2, ("SUBSCRIBER_ID", "not a subscriber id")),
+        Bad("subscriber_id", (UNKNOWN,), 1, ("No subscriber", UNKNOWN)),
+        Bad("grace", (UNKNOWN, "--grace", "-1"), 2, ("--grace", "negative")),
+        Bad("grace", (UNKNOWN, "--grace", "soon"), 2, ("--grace", "seconds")),
+        Bad("grace", (UNKNOWN, "--grace", "9e9"), 2, ("--grace", "at most")),
+    ],
+    "reencrypt": [
+        Bad("(arguments)", ("surplus",), 2, ("unexpected extra argument",)),
+    ],
     "relay": [
         Bad("interval", ("--interval", "0"), 2, ("--interval", "above 0")),
         Bad("interval", ("--interval", "-1"), 2, ("--interval", "above 0")),
@@ -134,6 +144,8 @@ GOOD: dict[str, tuple[str, ...]] = {
     "enable": (UNKNOWN,),
     "prune": (),
     "relay": (),
+    "rotate-secret": (UNKNOWN,),
+    "reencrypt": (),
 }
 
 
