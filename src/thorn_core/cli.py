@@ -34,6 +34,7 @@ else:
     _ParamType = click.ParamType
 
 __all__ = [
+    "ENDPOINT",
     "EVENT_NAME",
     "ISO_TIME",
     "JSON_VALUE",
@@ -46,6 +47,7 @@ __all__ = [
     "endpoints_output",
     "load_app",
     "main",
+    "parse_endpoint",
     "parse_event_name",
     "parse_json",
     "parse_limit",
@@ -213,6 +215,21 @@ def parse_grace(value: object) -> datetime.timedelta:
 
 #: ``--grace`` of the rotate-secret commands.
 GRACE = _Parsed("seconds", parse_grace)
+
+
+def parse_endpoint(value: object) -> str:
+    """The endpoint key ``value`` names: a URL's origin, or an endpoint name as it is.
+
+    Raises:
+        ValueError: neither a URL with a host nor a name without spaces.
+    """
+    from .endpoints import target_key
+
+    return target_key(str(value))
+
+
+#: An endpoint (``thorn endpoints`` arguments): a URL, standing for its origin, or a name.
+ENDPOINT = _Parsed("endpoint", parse_endpoint)
 
 
 def read_text(file: IO[str], what: str) -> str:
@@ -730,6 +747,8 @@ def load_app(spec: str) -> Thorn:
     Raises:
         click.BadParameter: the spec names nothing importable, or no app.
     """
+    import inspect
+
     from .app import Thorn
     from .exceptions import ImproperlyConfigured
     from .signing import _import_string
@@ -741,6 +760,15 @@ def load_app(spec: str) -> Thorn:
     except ImproperlyConfigured as exc:
         raise click.BadParameter(str(exc), param_hint="--app") from None
     if not isinstance(found, Thorn) and callable(found):
+        try:
+            inspect.signature(found).bind()
+        except TypeError:
+            raise click.BadParameter(
+                f"{spec!r} is not a Thorn app, nor a function returning one without arguments",
+                param_hint="--app",
+            ) from None
+        except ValueError:  # no signature to read (a builtin): call it and see
+            pass
         found = found()
     if not isinstance(found, Thorn):
         raise click.BadParameter(
@@ -779,7 +807,7 @@ def endpoints_output(
     help="The Redis URL of the health store (THORN_HEALTH_URL), when --app is not given.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-@click.argument("targets", nargs=-1, metavar="[URL_OR_ENDPOINT]...")
+@click.argument("targets", nargs=-1, type=ENDPOINT, metavar="[URL_OR_ENDPOINT]...")
 def endpoints(
     app_spec: str | None, health_url: str | None, as_json: bool, targets: tuple[str, ...]
 ) -> None:
@@ -795,14 +823,19 @@ def endpoints(
 
     if app_spec is not None and health_url is not None:
         raise click.UsageError("give --app or --health-url, not both")
-    try:
-        if app_spec is not None:
-            click.echo(endpoints_output(load_app(app_spec), (), targets, as_json=as_json))
-            return
-        with Thorn({"THORN_HEALTH_URL": health_url}, set_as_current=False) as app:
+    if app_spec is not None:
+        app = load_app(app_spec)
+        try:
             click.echo(endpoints_output(app, (), targets, as_json=as_json))
+        except ImproperlyConfigured as exc:
+            raise click.ClickException(str(exc)) from None
+        return
+    try:
+        standalone = Thorn({"THORN_HEALTH_URL": health_url}, set_as_current=False)
     except ImproperlyConfigured as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--health-url") from None
+    with standalone:
+        click.echo(endpoints_output(standalone, (), targets, as_json=as_json))
 
 
 # ---------------------------------------------------------------------------

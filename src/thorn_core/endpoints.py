@@ -13,10 +13,12 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from .health import EndpointStatus, endpoint_key, url_origin
+from .subscriptions import MAX_ENDPOINT_LENGTH
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -103,8 +105,23 @@ def subscription_health(
 
 
 def target_key(target: str) -> str:
-    """The endpoint key a user names on a command line: a URL's origin, or a key as given."""
-    return url_origin(target) if "://" in target else target
+    """The endpoint key a user names on a command line: a URL's origin, or a key as given.
+
+    Raises:
+        ValueError: ``target`` is neither a URL with a host nor an endpoint name (no spaces,
+            at most ``MAX_ENDPOINT_LENGTH`` characters).
+    """
+    if "://" in target:
+        parts = urlsplit(target)
+        if not parts.scheme or not parts.hostname:
+            raise ValueError(f"{target!r} is not a URL with a host")
+        return url_origin(target)
+    if not target or any(c.isspace() for c in target) or len(target) > MAX_ENDPOINT_LENGTH:
+        raise ValueError(
+            f"{target[:60]!r} is neither a URL nor an endpoint name (a name has no spaces "
+            f"and at most {MAX_ENDPOINT_LENGTH} characters)"
+        )
+    return target
 
 
 def endpoint_reports(

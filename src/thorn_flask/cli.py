@@ -20,6 +20,7 @@ from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import DBAPIError
 
 from thorn_core.cli import (
+    ENDPOINT,
     EVENT_NAME,
     GRACE,
     ISO_TIME,
@@ -411,7 +412,7 @@ def relay_command(loop: bool, interval: float, limit: int) -> None:
 
 @thorn_cli.command("endpoints")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-@click.argument("targets", nargs=-1, metavar="[URL_OR_ENDPOINT]...")
+@click.argument("targets", nargs=-1, type=ENDPOINT, metavar="[URL_OR_ENDPOINT]...")
 def endpoints_command(as_json: bool, targets: tuple[str, ...]) -> None:
     """Show the health of the endpoints of stored and static subscribers: circuit state,
     failure rate, requests in the window and the next probe (as `thorn endpoints`)."""

@@ -97,6 +97,14 @@ BAD: dict[str, list[Bad]] = {
             ("--allow-network",),
         ),
     ],
+    "endpoints": [
+        Bad("app_spec", ("--app", "nowhere_at_all:app"), 2, ("--app", "cannot import module")),
+        Bad("app_spec", ("--app", "json:dumps"), 2, ("--app", "not a Thorn app")),
+        Bad("health_url", ("--health-url", "ftp://x"), 2, ("--health-url", "redis://")),
+        Bad("(both)", ("--app", "x:y", "--health-url", "redis://h/0"), 2, ("not both",)),
+        Bad("targets", ("two words",), 2, ("URL_OR_ENDPOINT", "neither a URL nor an endpoint")),
+        Bad("targets", ("http://",), 2, ("URL_OR_ENDPOINT", "not a URL with a host")),
+    ],
     "catalog": [
         Bad("app_spec", (), 2, ("--app",)),
         Bad("app_spec", ("--app", "nowhere_at_all:app"), 2, ("--app", "cannot import module")),

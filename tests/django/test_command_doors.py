@@ -45,6 +45,10 @@ BAD: dict[str, list[Bad]] = {
         Bad("fmt", ("--format", "yaml"), 2, ("--format", "invalid choice", "'yaml'")),
         Bad("output", ("-o", "/nonexistent-thorn-dir/out.json"), 1, ("--output", "cannot write")),
     ],
+    "thorn_endpoints": [
+        Bad("targets", ("two words",), 2, ("argument URL_OR_ENDPOINT", "neither a URL")),
+        Bad("targets", ("https://",), 2, ("argument URL_OR_ENDPOINT", "not a URL with a host")),
+    ],
     "thorn_prune": [
         Bad("before", ("--before", "last week"), 2, ("--before", "not an ISO 8601")),
     ],
@@ -121,6 +125,7 @@ BAD: dict[str, list[Bad]] = {
 MIGRATE = ("Thorn's tables do not exist yet", "thorn_django_subscriber", "manage.py migrate")
 GOOD: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "thorn_ping": ((UNKNOWN,), MIGRATE),
+    "thorn_endpoints": ((), MIGRATE),
     "thorn_prune": ((), MIGRATE),
     "thorn_redeliver": (("--delivery", "x"), MIGRATE),
     "thorn_relay": ((), MIGRATE),

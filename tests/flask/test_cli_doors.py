@@ -110,6 +110,10 @@ BAD: dict[str, list[Bad]] = {
         Bad("fmt", ("--format", "yaml"), 2, ("--format", "'yaml'")),
         Bad("output", ("-o", "/nonexistent-thorn-dir/out.json"), 1, ("Could not open", "No such")),
     ],
+    "endpoints": [
+        Bad("targets", ("two words",), 2, ("URL_OR_ENDPOINT", "neither a URL")),
+        Bad("targets", ("https://",), 2, ("URL_OR_ENDPOINT", "not a URL with a host")),
+    ],
     "prune": [
         Bad("before", ("--before", "last week"), 2, ("--before", "not an ISO 8601")),
     ],
@@ -142,6 +146,7 @@ GOOD: dict[str, tuple[str, ...]] = {
     "ping": (UNKNOWN,),
     "redeliver": ("--delivery", "x"),
     "enable": (UNKNOWN,),
+    "endpoints": (),
     "prune": (),
     "relay": (),
     "rotate-secret": (UNKNOWN,),

@@ -6,10 +6,13 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from thorn_core.cli import endpoints_output
+from thorn_core.cli import endpoints_output, parse_endpoint
 
-from ..._cli import ThornCommand
+from ..._cli import ThornCommand, _argument_type
 from ...conf import get_app, get_subscriber_model
+
+#: An endpoint: a URL (its origin), or an endpoint name.
+endpoint = _argument_type("endpoint", parse_endpoint)
 
 
 class Command(ThornCommand):
@@ -22,6 +25,7 @@ class Command(ThornCommand):
         parser.add_argument(
             "targets",
             nargs="*",
+            type=endpoint,
             metavar="URL_OR_ENDPOINT",
             help="Only these endpoints (a URL stands for its scheme, host and port).",
         )
