@@ -478,10 +478,10 @@ class _Batch:
                     self._handle(outcome)
             now = time.monotonic()
             for lane in list(lanes.values()):
-                n = lane.give_up(threshold, now)
-                if n is not None:
+                given_up = lane.give_up(threshold, now)
+                if given_up is not None:
                     del lanes[lane.key]
-                    self._handle(_Outcome(lane.items[n:], deferred="slow"))
+                    self._give_up(lane, *given_up)
 
     def _prepare(self, wire: WireDelivery) -> _Ready | None:
         """The signed request of a wire delivery; None (and its failure recorded) when it
@@ -541,9 +541,9 @@ class _Batch:
                 finally:
                     health.release(key)
                     kept = lane.end()
-                status = record_outcome(app, delivery)
                 if not kept:
-                    return  # the task gave up waiting and re-published this one and the rest
+                    return  # the task gave up on it (and counted it), re-published it and the rest
+                status = record_outcome(app, delivery)
             except Exception as exc:
                 # Nothing is dropped: the rest go back to the broker for a later attempt.
                 logger.exception("Serving the Thorn endpoint %s failed", key)
@@ -554,6 +554,29 @@ class _Batch:
             if rest and not slow and status is not None and status.slow_until is not None:
                 report(_Outcome(rest, deferred="slow"))
                 return
+
+    def _give_up(self, lane: _Lane, n: int, elapsed: float) -> None:
+        """Stop waiting for a lane whose attempt ``n`` has taken ``elapsed`` seconds: count it
+        as timed out for the endpoint's health now (marking the endpoint slow for every
+        worker at once), and re-publish it and the rest to the slow queue."""
+        request = lane.items[n].request
+        timed_out = Delivery(
+            id=request.id,
+            event=request.event,
+            subscriber=request.subscriber,
+            ok=False,
+            error=f"no answer after {elapsed:.1f} s (THORN_SLOW_THRESHOLD)",
+            duration=elapsed,
+            retryable=True,
+            timed_out=True,
+            url=request.subscriber.url,
+            request=request,
+        )
+        try:
+            record_outcome(self.app, timed_out)
+        except Exception:
+            logger.exception("Recording the slow attempt %s failed", request.id)
+        self._handle(_Outcome(lane.items[n:], deferred="slow"))
 
     def _handle(self, outcome: _Outcome) -> None:
         """Record an outcome on the task's thread: an attempt (and its retry), or deferred
@@ -651,14 +674,14 @@ class _Lane:
             self._current = None
             return not self._given_up
 
-    def give_up(self, threshold: float, now: float) -> int | None:
-        """Stop waiting when the attempt in flight has taken over ``threshold`` seconds;
-        the index of the first item not done then (None: the lane goes on)."""
+    def give_up(self, threshold: float, now: float) -> tuple[int, float] | None:
+        """Stop waiting when the attempt in flight has taken over ``threshold`` seconds: the
+        index of the first item not done and the seconds it took (None: the lane goes on)."""
         with self._lock:
             if self._current is None or now - self._started <= threshold:
                 return None
             self._given_up = True
-            return self._current
+            return self._current, now - self._started
 
 
 @attrs.frozen
