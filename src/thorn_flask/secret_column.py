@@ -8,7 +8,6 @@ secrets. Statements that bypass the ORM (``update(...)``) encrypt with :func:`st
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import flask
@@ -18,10 +17,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from thorn_core.encryption import decrypt_stored, encrypt_stored
 from thorn_core.signing import generate_secret
+from thorn_core.telemetry import get_logger
 
 __all__ = ["SECRET_COLUMNS", "listen", "secret_keys", "stored", "use_keys", "warn_unencrypted"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: The encrypted columns of a subscriber.
 SECRET_COLUMNS = ("hmac_secret", "previous_secrets")

@@ -255,6 +255,30 @@ class TestMetrics:
         assert otel.count("thorn.deliveries", outcome="deferred") == 3
         assert otel.count("thorn.delivery.retries") == 0
 
+    def test_open_circuit_counts_a_deferral(self, make_app, make_receiver, otel):
+        """Three 503s open the endpoint's circuit; the next send is deferred, not attempted:
+        a ``circuit_open`` deferral, no HTTP span."""
+        down = make_receiver(answering(503))
+        app = make_app(
+            {
+                "THORN_CIRCUIT_MIN_REQUESTS": 3,
+                "THORN_CIRCUIT_COOLOFF": 30,
+                "THORN_SUBSCRIBERS": {"order.paid": down.url("/hook")},
+            }
+            | otel.settings()
+        )
+        event = app.event("order.paid")
+
+        for _ in range(4):
+            event.send({})
+
+        endpoint = f"http://127.0.0.1:{down.port}"
+        assert len(down.received) == 3
+        assert otel.count("thorn.deliveries", outcome="retryable", endpoint=endpoint) == 3
+        assert otel.count("thorn.deliveries", outcome="deferred", endpoint=endpoint) == 1
+        assert otel.count("thorn.delivery.deferrals", reason="circuit_open") == 1
+        assert len(otel.finished("POST")) == 3
+
     def test_labels_stay_under_the_cap(self, make_app, otel):
         """10,000 subscribers on distinct origins: at most the cap of endpoint labels, + other."""
         urls = [f"http://10.{i // 250}.{i % 250}.1:8080/hook/{i}" for i in range(10_000)]
@@ -481,6 +505,18 @@ class TestLogRecords:
         assert record.subscriber == f"http://127.0.0.1:{receiver.port}"
         assert record.attempt == 1
         assert record.outcome == "success"
+
+    def test_every_thorn_module_logs_through_get_logger(self):
+        """No module of thorn_core, thorn_django or thorn_flask makes a logger without the
+        fields: each uses ``thorn_core.telemetry.get_logger``."""
+        src = Path(__file__).resolve().parents[2] / "src"
+        plain = sorted(
+            str(path.relative_to(src))
+            for path in src.rglob("*.py")
+            if path.name != "telemetry.py" and "logging.getLogger(" in path.read_text()
+        )
+
+        assert plain == [], "use thorn_core.telemetry.get_logger(__name__) in these modules"
 
     def test_records_outside_a_delivery_have_the_fields_empty(self, caplog):
         """A Thorn record about no delivery still has the fields, as None."""
