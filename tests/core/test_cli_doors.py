@@ -108,7 +108,7 @@ BAD: dict[str, list[Bad]] = {
     "catalog": [
         Bad("app_spec", (), 2, ("--app",)),
         Bad("app_spec", ("--app", "nowhere_at_all:app"), 2, ("--app", "cannot import module")),
-        Bad("app_spec", ("--app", "json:dumps"), 2, ("--app", "not a Thorn app")),
+        Bad("app_spec", ("--app", "string:digits"), 2, ("--app", "not a Thorn app")),
         Bad("fmt", ("--app", "x:y", "--format", "yaml"), 2, ("--format", "'yaml'")),
         Bad(
             "output",
