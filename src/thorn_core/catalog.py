@@ -365,8 +365,16 @@ def _name(_: object, __: attrs.Attribute[Any], value: object) -> None:
 
 
 def _check_schema(instance: EventType, _: attrs.Attribute[Any], value: dict[str, Any]) -> None:
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
+    try:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+    except ImportError as exc:  # the first use of the catalog
+        from .exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "event types need the jsonschema package (and fastjsonschema for fast checks): "
+            "pip install 'thorn-webhooks[catalog]'"
+        ) from exc
 
     declared = value.get("$schema", DRAFT_2020_12)
     if declared.rstrip("#") != DRAFT_2020_12:
