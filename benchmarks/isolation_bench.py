@@ -442,7 +442,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fanout", type=int, default=100_000, help="stored subscribers")
     parser.add_argument("--events", type=int, default=100, help="events per isolation run")
     parser.add_argument("--dead-for", type=float, default=20.0, help="seconds the endpoint is down")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes: checks that every part still runs"
+    )
     args = parser.parse_args(argv)
+    burst, throughput_events = 1000, 200
+    if args.quick:
+        args.events, args.dead_for, args.fanout = 20, 3.0, 1000
+        args.slow_threshold = args.slow_threshold[:1]
+        burst, throughput_events = 100, 20
     print(f"Endpoint health on the Celery path ({os.cpu_count()} CPUs, broker {args.broker})")
     if "isolation" in args.only:
         base = bench_isolation(args.broker, args.events, blackholed=False)
@@ -466,10 +474,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{tail:.1f} s after recovery"
         )
     if "rate" in args.only:
-        print("  rate limit 50/s under a burst of 1,000 deliveries (buffered, 20 events a task):")
+        print(
+            f"  rate limit 50/s under a burst of {burst:,} deliveries (buffered, 20 events a task):"
+        )
         for pool, concurrency in (("prefork", 2), ("threads", 10)):
-            rate, healthy_rate, tightest = bench_rate(args.broker, 1000, 50.0, pool, concurrency)
-            _, baseline, _ = bench_rate(args.broker, 1000, None, pool, concurrency)
+            rate, healthy_rate, tightest = bench_rate(args.broker, burst, 50.0, pool, concurrency)
+            _, baseline, _ = bench_rate(args.broker, burst, None, pool, concurrency)
             print(
                 f"    {pool} x{concurrency}: measured {rate:.1f}/s "
                 f"({(rate / 50 - 1) * 100:+.1f} %); 51 arrivals span {tightest:.3f} s at the "
@@ -478,10 +488,10 @@ def main(argv: list[str] | None = None) -> None:
                 "the limit)"
             )
     if "throughput" in args.only:
-        serial = bench_throughput(args.broker, 200, 10, pool_size=1)
-        concurrent = bench_throughput(args.broker, 200, 10, pool_size=10)
+        serial = bench_throughput(args.broker, throughput_events, 10, pool_size=1)
+        concurrent = bench_throughput(args.broker, throughput_events, 10, pool_size=10)
         print(
-            f"  200 events x 10 endpoints answering after 20 ms, prefork x2:\n"
+            f"  {throughput_events} events x 10 endpoints answering after 20 ms, prefork x2:\n"
             f"    serial chunks (THORN_POOL_SIZE=1)   {serial:7.0f} deliveries/s\n"
             f"    endpoints concurrently (10)         {concurrent:7.0f} deliveries/s\n"
             f"    ratio {concurrent / serial:.1f}x (target >= 5x)"
