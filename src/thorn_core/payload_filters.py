@@ -40,6 +40,7 @@ __all__ = [
     "accepts_payload",
     "compile_filter",
     "filter_problem",
+    "subscriber_filter",
 ]
 
 #: Operators allowed in the object of operators under a path.
@@ -63,6 +64,8 @@ MAX_FILTER_DEPTH: Final = 16
 MAX_FILTER_LENGTH: Final = 4096
 #: Compiled filters kept, by their canonical JSON (subscribers sharing a filter share one).
 _CACHED_FILTERS: Final = 4096
+#: Subscribers whose compiled filter is kept by uuid (the cache starts over past this).
+_CACHED_SUBSCRIBERS: Final = 65536
 
 Predicate = Callable[[Any], bool]
 _NUMBERS = (int, float)
@@ -127,7 +130,31 @@ def filter_problem(spec: object) -> str | None:
 def accepts_payload(subscriber: Subscriber, payload: Any) -> bool:
     """Whether ``subscriber``'s filter (if it has one) lets ``payload`` through."""
     spec = subscriber.filter
-    return spec is None or compile_filter(spec)(payload)
+    return spec is None or subscriber_filter(subscriber.uuid, spec)(payload)
+
+
+#: By subscriber uuid: the filter as compiled (a private copy) and its compiled form.
+_by_subscriber: dict[Any, tuple[Any, PayloadFilter]] = {}
+
+
+def subscriber_filter(key: Any, spec: object) -> PayloadFilter:
+    """The compiled filter ``spec`` of the subscriber ``key`` (its uuid).
+
+    Stored subscribers are read again for every send; kept by uuid and compared with what
+    was compiled, a filter is neither checked nor serialized again while it is unchanged
+    (an edited filter compares unequal and is compiled anew).
+
+    Raises:
+        InvalidPayloadFilter: ``spec`` is not a filter.
+    """
+    known = _by_subscriber.get(key)
+    if known is not None and _same_spec(spec, known[0]):
+        return known[1]
+    compiled = compile_filter(spec)
+    if len(_by_subscriber) >= _CACHED_SUBSCRIBERS:
+        _by_subscriber.clear()
+    _by_subscriber[key] = (json.loads(compiled.text), compiled)
+    return compiled
 
 
 @functools.lru_cache(maxsize=_CACHED_FILTERS)
@@ -187,6 +214,28 @@ def _kind(value: object) -> str:
 def _is_operators(value: object) -> bool:
     """Whether ``value`` is an object of operators (some key starts with ``$``)."""
     return isinstance(value, Mapping) and any(str(key).startswith("$") for key in value)
+
+
+def _same_spec(given: object, compiled: object) -> bool:
+    """Whether ``given`` is the filter ``compiled`` (parsed JSON) was made from: the same
+    JSON types and values (``1`` is not ``true``, nor a tuple a list)."""
+    if type(given) is not type(compiled):
+        return (
+            isinstance(given, Mapping)
+            and isinstance(compiled, dict)
+            and _same_spec(dict(given), compiled)
+        )
+    if isinstance(compiled, dict):
+        assert isinstance(given, dict)
+        return given.keys() == compiled.keys() and all(
+            _same_spec(given[key], value) for key, value in compiled.items()
+        )
+    if isinstance(compiled, list):
+        assert isinstance(given, list)
+        return len(given) == len(compiled) and all(
+            _same_spec(a, b) for a, b in zip(given, compiled, strict=True)
+        )
+    return bool(given == compiled)
 
 
 # Compiling: each function returns a predicate over the payload (or, for field conditions,

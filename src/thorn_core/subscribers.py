@@ -14,7 +14,7 @@ from .codecs import JSON_CONTENT_TYPE
 from .encryption import plain_secret
 from .exceptions import ImproperlyConfigured, InvalidSubscriber, ThornError
 from .patterns import candidate_patterns, validate_pattern
-from .payload_filters import compile_filter
+from .payload_filters import subscriber_filter
 from .secretset import SecretSet, SubscriberSecret, utcnow
 from .secretset import previous_secrets as _previous_secrets
 from .signing import DIGESTS, generate_secret, normalize_digest, standard_webhooks_key
@@ -147,9 +147,9 @@ def _check_active(_: object, __: attrs.Attribute[Any], value: object) -> None:
         raise InvalidSubscriber(f"active must be True or False, got {value!r}")
 
 
-def _check_filter(_: object, __: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        compile_filter(value)  # InvalidPayloadFilter (an InvalidSubscriber) names the path
+def _check_filter(subscriber: Any, _: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:  # InvalidPayloadFilter (an InvalidSubscriber) names the path
+        subscriber_filter(subscriber.uuid, value)
 
 
 def _check_version(_: object, __: attrs.Attribute[Any], value: object) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .payload_filters import compile_filter
+from .payload_filters import accepts_payload
 
 if TYPE_CHECKING:
     from .app import Thorn
@@ -65,18 +65,16 @@ def select_subscribers(
     only the subscribers already found, and compiled filters are cached."""
     if not any(s.filter is not None or s.version is not None for s in subscribers):
         return subscribers
-    pinned_to: list[str | None] = []  # the send's version, looked up once when needed
-    kept: list[Subscriber] = []
-    for subscriber in subscribers:
-        if subscriber.version is not None:
-            if not pinned_to:
-                pinned_to.append(send_version(app, message))
-            if subscriber.version != pinned_to[0]:
-                continue
-        if subscriber.filter is not None and not compile_filter(subscriber.filter)(message.data):
-            continue
-        kept.append(subscriber)
-    return kept
+    version = (
+        send_version(app, message) if any(s.version is not None for s in subscribers) else None
+    )
+    data = message.data
+    return [
+        s
+        for s in subscribers
+        if (s.version is None or s.version == version)
+        and (s.filter is None or accepts_payload(s, data))
+    ]
 
 
 def catalog_problems(app: Thorn, pattern: str, version: str | None) -> dict[str, list[str]]:

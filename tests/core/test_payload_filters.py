@@ -18,6 +18,7 @@ from thorn_core.payload_filters import (
     accepts_payload,
     compile_filter,
     filter_problem,
+    subscriber_filter,
 )
 
 ORDER = {
@@ -153,6 +154,24 @@ class TestCompiling:
         compiled = compile_filter(spec)
         spec["currency"]["$in"].append("USD")
         assert not compiled({"currency": "USD"})
+
+    def test_kept_per_subscriber_until_the_filter_changes(self) -> None:
+        """By uuid, an unchanged filter is the same compiled object; an edited one (even
+        ``1`` for ``true``) is compiled anew."""
+        key = uuid.uuid4()
+        first = subscriber_filter(key, {"paid": True})
+        assert subscriber_filter(key, {"paid": True}) is first
+        edited = subscriber_filter(key, {"paid": 1})
+        assert edited.text == '{"paid":1}'
+        assert not edited({"paid": True})
+        assert subscriber_filter(key, {"paid": True})({"paid": True})
+
+    def test_per_subscriber_cache_refuses_bad_filters(self) -> None:
+        """A bad filter is refused even for a subscriber whose good one is kept."""
+        key = uuid.uuid4()
+        subscriber_filter(key, {"id": "x"})
+        with pytest.raises(InvalidPayloadFilter):
+            subscriber_filter(key, {"id": uuid.uuid4()})
 
     def test_accepts_payload_of_a_subscriber(self) -> None:
         """A subscriber without a filter accepts everything; one with applies it."""
