@@ -24,10 +24,6 @@ if os.environ.get("THORN_TEST_SPANS"):
     # A telemetry test: the OpenTelemetry SDK writes this worker's spans to that file.
     import _otel_worker
 
-if os.environ.get("THORN_TEST_SPANS"):
-    # A telemetry test: the OpenTelemetry SDK writes this worker's spans to that file.
-    import _otel_worker  # noqa: F401
-
 celery_app = Celery(
     "thorn-test-worker",
     broker=os.environ["THORN_TEST_BROKER"],
