@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from thorn_core.ed25519 import public_key
-from thorn_core.exceptions import InvalidRotation
 from thorn_core.endpoints import health_by_key, subscription_health
+from thorn_core.exceptions import InvalidRotation
 from thorn_core.health import EndpointStatus
 from thorn_core.log import AttemptRecord
 from thorn_core.ping import ping
