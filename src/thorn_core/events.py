@@ -209,6 +209,7 @@ class Event:
             subscribers=self.subscribers
             if subscribers is None
             else self.subscribers + _subscribers(subscribers, self.name),
+            version=self.version,
         )
         if app.catalog:  # declared types: judge the payload before anything goes out
             app.check_payload(message, self.version)

@@ -51,6 +51,9 @@ class EventMessage:
     #: Subscribers given to the event or to this send, in addition to the app's sources.
     subscribers: tuple[Subscriber, ...] = ()
     id: str = attrs.field(factory=new_id)
+    #: The version of the event type this send is of (``Event(version=)``); None: the newest
+    #: declared. Subscriptions pinned to another version do not receive it.
+    version: str | None = None
 
     def to_dict(self, encode: Callable[[Any], bytes] | None = None) -> dict[str, Any]:
         """The message as plain JSON data, for a queue to carry; :meth:`from_dict` inverts it.
@@ -83,6 +86,7 @@ class EventMessage:
             "subscribers": _plain_json(
                 encode, [subscriber.as_dict() for subscriber in self.subscribers], "subscribers"
             ),
+            "version": self.version,
         }
 
     @classmethod
@@ -118,6 +122,7 @@ class EventMessage:
                 if specs is None
                 else tuple(validator_from_spec(spec) for spec in specs),
                 subscribers=tuple(Subscriber.from_dict(s) for s in data["subscribers"]),
+                version=data.get("version"),  # absent from the messages of older senders
             )
         except KeyError as exc:
             raise ValueError(f"A Thorn message lacks the key {exc.args[0]!r}") from None

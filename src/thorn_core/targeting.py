@@ -47,9 +47,8 @@ def send_version(app: Thorn, message: EventMessage) -> str | None:
     """The version of a send: the one the message names, else the version of its event type
     in the app's catalog (the type ``catalog.get(name)`` answers, which its payload is
     checked against); None when the catalog declares no type of that name."""
-    named: str | None = getattr(message, "version", None)
-    if named is not None:
-        return named
+    if message.version is not None:
+        return message.version
     catalog = _catalog(app)
     if catalog is None:
         return None

@@ -97,3 +97,36 @@ class TestVersionPins:
         pinned = Subscriber(url="https://example.com/hook", version="2")
 
         assert resolve_subscribers(app, message("order.placed", {}, pinned)) == []
+
+
+class TestVersionOfASend:
+    """The version a send is of: the event's ``version=``, else the newest declared."""
+
+    def test_event_with_a_version_reaches_its_pins(self, make_app, make_receiver):
+        """An Event declared with version 1 reaches the pin on 1, not the one on 2."""
+        app = make_app()
+        app.event_type("invoice.paid", schema={"type": "object"}, version="1")
+        app.event_type("invoice.paid", schema={"type": "object"}, version="2")
+        on_1, on_2, unpinned = make_receiver(), make_receiver(), make_receiver()
+        pinned = [
+            Subscriber(url=on_1.url(), event="invoice.paid", version="1"),
+            Subscriber(url=on_2.url(), event="invoice.paid", version="2"),
+            Subscriber(url=unpinned.url(), event="invoice.paid"),
+        ]
+
+        assert Event("invoice.paid", app=app, version="1", subscribers=pinned).send({}).ok
+        assert Event("invoice.paid", app=app, subscribers=pinned).send({"n": 2}).ok
+
+        assert [r.json() for r in on_1.wait_for(1, WAIT)] == [{}]
+        assert [r.json() for r in on_2.wait_for(1, WAIT)] == [{"n": 2}]
+        assert len(unpinned.wait_for(2, WAIT)) == 2
+
+    def test_the_version_travels_with_the_message(self):
+        """A queued message keeps the version of its send; an older one reads as None."""
+        sent = message("invoice.paid", {})
+        sent = EventMessage.from_dict({**sent.to_dict(), "version": "1"})
+        assert sent.version == "1"
+        assert EventMessage.from_dict(sent.to_dict()).version == "1"
+        older = sent.to_dict()
+        del older["version"]
+        assert EventMessage.from_dict(older).version is None
