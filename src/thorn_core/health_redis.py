@@ -134,7 +134,8 @@ return {1, '', '', probe}
 )
 
 # KEYS: hash. ARGV: now, ok, duration, timed_out, width, min_requests, failure_rate,
-# cooloff, cooloff_max, slow_threshold, ttl, buckets, passive ('1': counts only).
+# cooloff, cooloff_max, slow_threshold, ttl, buckets, passive ('1': counts only), count
+# (of these attempts, all alike).
 _RECORD = (
     _LOAD
     + """
@@ -151,6 +152,7 @@ local slow = tonumber(ARGV[10])
 local ttl = tonumber(ARGV[11])
 local nb = tonumber(ARGV[12])
 local passive = ARGV[13] == '1'
+local count = tonumber(ARGV[14]) or 1
 load(KEYS[1])
 local index = math.floor(now / width)
 local slot = index % nb
@@ -161,7 +163,7 @@ if tonumber(h[bi]) == index then
 else
   put(bi, index)
 end
-put(br, requests + 1)
+put(br, requests + count)
 if not ok or failures > 0 then put(bf, failures + (ok and 0 or 1)) end
 if ok then
   if h.streak then put('streak', nil); put('streak_since', nil) end
@@ -282,6 +284,10 @@ class RedisHealthStore:
         )
         #: Commands that need no answer (releases, streak resets), sent with the next call.
         self._pending: list[tuple[Any, ...]] = []
+        #: Endpoint -> queued fast successes (sent as one counted record).
+        self._queued_ok: dict[str, int] = {}
+        #: Subscribers whose streak reset is queued.
+        self._queued_resets: set[str] = set()
         #: Stands in while Redis is unreachable.
         self.fallback = MemoryHealthStore(settings)
         self._lock = threading.Lock()
@@ -304,11 +310,24 @@ class RedisHealthStore:
         with self._lock:
             self._pending.append(command)
 
+    def _take_pending(self) -> list[tuple[Any, ...]]:
+        """Every queued command, the queued successes and resets folded into one each."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            successes, self._queued_ok = self._queued_ok, {}
+            resets, self._queued_resets = self._queued_resets, set()
+        if successes:
+            now = time.time()
+            for key, count in successes.items():
+                args = self._record_args(now, True, 0.0, False, passive=True, count=count)
+                pending.append(("EVALSHA", _SHAS[_RECORD], 1, self._key(key), *args))
+        pending.extend(("DEL", key) for key in resets)
+        return pending
+
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """Run ``script`` (by its SHA, loading it when Redis lacks it) after the commands
         kept by :meth:`_later`, in one round trip."""
-        with self._lock:
-            pending, self._pending = self._pending, []
+        pending = self._take_pending()
         sha = _SHAS[script]
         reply: Any
         if pending:
@@ -332,8 +351,7 @@ class RedisHealthStore:
 
     def flush(self) -> None:
         """Send the commands kept by :meth:`_later` now."""
-        with self._lock:
-            pending, self._pending = self._pending, []
+        pending = self._take_pending()
         if pending:
             pipe = self.client.pipeline(transaction=False)
             for command in pending:
@@ -444,7 +462,14 @@ class RedisHealthStore:
             self._later("ZPOPMIN", self._key(key) + ":f")
 
     def _record_args(
-        self, now: float, ok: bool, duration: float, timed_out: bool, *, passive: bool
+        self,
+        now: float,
+        ok: bool,
+        duration: float,
+        timed_out: bool,
+        *,
+        passive: bool,
+        count: int = 1,
     ) -> list[Any]:
         s = self.settings
         return [
@@ -461,6 +486,7 @@ class RedisHealthStore:
             self._ttl,
             WINDOW_BUCKETS,
             "1" if passive else "0",
+            count,
         ]
 
     def record(
@@ -488,13 +514,8 @@ class RedisHealthStore:
             and duration <= s.slow_threshold
             and self._closed_until.get(key, 0.0) > time.monotonic()
         ):
-            self._later(
-                "EVALSHA",
-                _SHAS[_RECORD],
-                1,
-                self._key(key),
-                *self._record_args(time.time(), True, duration, False, passive=True),
-            )
+            with self._lock:
+                self._queued_ok[key] = self._queued_ok.get(key, 0) + 1
             return EndpointStatus(key)
         now = time.time() if now is None else now
 
@@ -571,8 +592,7 @@ class RedisHealthStore:
         wanted = list(keys)
 
         def work() -> dict[str, EndpointStatus]:
-            with self._lock:
-                pending, self._pending = self._pending, []
+            pending = self._take_pending()
             pipe = self.client.pipeline(transaction=False)
             for command in pending:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
@@ -614,7 +634,8 @@ class RedisHealthStore:
         now = time.time() if now is None else now
         key = f"{self.prefix}s:{subscriber}"
         if ok and time.monotonic() >= self._down_until:
-            self._later("DEL", key)  # the healthy path: no round trip of its own
+            with self._lock:  # the healthy path: no round trip of its own
+                self._queued_resets.add(key)
             return 0
 
         def work() -> int:
