@@ -86,7 +86,7 @@ class SecretCipher:
         except ImportError as exc:  # pragma: no cover - cryptography is a dependency of the extra
             raise ImproperlyConfigured(
                 "THORN_SECRET_KEYS needs the 'cryptography' package: "
-                "pip install 'thorn-webhooks[encryption]'"
+                "pip install 'thorn-webhooks[ed25519]' (or cryptography itself)"
             ) from exc
         if not keys:
             raise InvalidSecretKey("THORN_SECRET_KEYS is empty")
