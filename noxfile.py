@@ -63,7 +63,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on thorn_core (with Celery, which the celery dispatcher imports)."""
-    session.install("-e", ".[celery]", "mypy>=1.10", "types-requests", "pytest>=8")
+    session.install(
+        "-e",
+        ".[celery,ed25519,catalog,otel,redis]",
+        "mypy>=1.10",
+        "types-requests",
+        "types-jsonschema",
+        "pytest>=8",
+    )
     session.run("mypy")
 
 

@@ -22,7 +22,7 @@ _queue = os.environ["THORN_TEST_QUEUE"]
 
 if os.environ.get("THORN_TEST_SPANS"):
     # A telemetry test: the OpenTelemetry SDK writes this worker's spans to that file.
-    import _otel_worker
+    import _otel_worker  # noqa: F401 - importing it configures the SDK
 
 celery_app = Celery(
     "thorn-test-worker",
