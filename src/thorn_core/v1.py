@@ -15,6 +15,10 @@ from .signing import normalize_digest
 from .subscribers import secret_problem
 from .subscriptions import MAX_LENGTHS, MIN_SECRET_LENGTH, check_subscription
 
+#: The text columns of a Thorn 1.x subscriber row (later columns, such as a version pin,
+#: have no 1.x counterpart and are left at their defaults).
+V1_TEXT_COLUMNS = ("event", "url", "content_type", "hmac_digest", "hmac_secret")
+
 if TYPE_CHECKING:
     from .app import Thorn
 
@@ -166,8 +170,8 @@ def plan_v1_row(
     key = _uuid(row.get("uuid"))
     if key is None:
         fatal.append(f"uuid {row.get('uuid')!r} is not a UUID")
-    for column, limit in MAX_LENGTHS.items():
-        value = row.get(column)
+    for column in V1_TEXT_COLUMNS:
+        value, limit = row.get(column), MAX_LENGTHS[column]
         if not isinstance(value, str):
             fatal.append(f"{column} is {value!r}, not text")
         elif len(value) > limit:

@@ -66,9 +66,9 @@ class TestPingCommand:
         row = subscribe("article.created", receiver.url("/ping"))
         subscribe("*", receiver.url("/other"))
         output = run(
-            "thorn_ping", str(row.uuid), "--event", "article.created", "--data", '{"id": 1}'
+            "thorn_ping", str(row.uuid), "--event", "article.reviewed", "--data", '{"id": 1}'
         )
-        assert "Delivered article.created" in output
+        assert "Delivered article.reviewed" in output
         (webhook,) = receiver.received
         assert (webhook.path, webhook.json()) == ("/ping", {"id": 1})
         assert webhook.hook_hmac_valid(row.hmac_secret)
@@ -84,6 +84,12 @@ class TestPingCommand:
 
         assert f"failed ({url.replace('s3cret', '***')} answered 503)" in output
         assert "s3cret" not in output
+
+    def test_ping_of_a_declared_type_is_checked(self, subscribe: Callable[..., Any]) -> None:
+        """A ping's payload must keep the contract of the event type it names."""
+        row = subscribe("article.created", "https://example.com/hook")
+        with pytest.raises(CommandError, match=r"breaks its schema at / \(required\)"):
+            run("thorn_ping", str(row.uuid), "--event", "article.created", "--data", '{"id": 1}')
 
     def test_failed_ping(self, subscribe: Callable[..., Any]) -> None:
         """A delivery that fails (here: refused loopback) makes the command fail."""
@@ -155,6 +161,12 @@ class TestMaskedPasswords:
 
         assert f"failed ({url.replace('s3cret', '***')} answered 503)" in output
         assert "s3cret" not in output
+
+    def test_ping_of_a_declared_type_is_checked(self, subscribe: Callable[..., Any]) -> None:
+        """A ping's payload must keep the contract of the event type it names."""
+        row = subscribe("article.created", "https://example.com/hook")
+        with pytest.raises(CommandError, match=r"breaks its schema at / \(required\)"):
+            run("thorn_ping", str(row.uuid), "--event", "article.created", "--data", '{"id": 1}')
 
     def test_failed_ping(self, subscribe: Callable[..., Any]) -> None:
         """The error of a failed ping masks the password too."""
