@@ -176,6 +176,12 @@ BAD: dict[str, list[Bad]] = {
             ("--digest", "md5"),
         ),
     ],
+    "keys": [
+        Bad("(arguments)", ("nope",), 2, ("No such command", "nope")),
+        Bad("secret", ("public", "whsk_!!"), 2, ("SECRET", "base64")),
+        Bad("secret", ("public", SECRET), 2, ("SECRET", "not a whsk_ signing key")),
+        Bad("(arguments)", ("generate", "surplus"), 2, ("unexpected extra argument",)),
+    ],
     "rotate-secret": [
         Bad("secret", ("--secret", "whsec_!!"), 2, ("--secret", "base64")),
         Bad("secret", ("--secret", ""), 2, ("--secret", "non-empty")),
