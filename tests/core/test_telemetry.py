@@ -315,11 +315,14 @@ class TestMetrics:
 
         text = prometheus_scrape(run)
 
-        counter = re.search(r"^thorn_deliveries_total\{([^}]*)\} ([0-9.]+)$", text, re.M)
-        assert counter is not None, text
-        assert 'thorn_outcome="success"' in counter.group(1)
-        assert f'thorn_endpoint="http://127.0.0.1:{receiver.port}"' in counter.group(1)
-        assert float(counter.group(2)) == 1.0
+        # The default registry may hold other tests' readers too: find this receiver's series.
+        endpoint = f'thorn_endpoint="http://127.0.0.1:{receiver.port}"'
+        counters = re.findall(r"^thorn_deliveries_total\{([^}]*)\} ([0-9.]+)$", text, re.M)
+        ours = [(labels, value) for labels, value in counters if endpoint in labels]
+        assert len(ours) == 1, text
+        labels, value = ours[0]
+        assert 'thorn_outcome="success"' in labels
+        assert float(value) == 1.0
         assert re.search(r"^thorn_delivery_duration_seconds_bucket\{", text, re.M), text
 
 
